@@ -1,0 +1,60 @@
+"""Reading and writing images as the MATLAB code sees them (imread: uint8 RGB or grayscale)."""
+import os
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import UserError
+
+
+def load_image(path):
+    """Read an image file as uint8: HxWx3 RGB or HxW grayscale (what MATLAB imread gives for the
+    8-bit BMP/PNG test sets). RGBA drops alpha, paletted images are expanded, 16-bit images are
+    scaled to 8 bits (round(v/257), like im2uint8). Anything unreadable raises UserError naming it."""
+    path = os.fspath(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode == 'P':
+                im = im.convert('RGBA' if 'transparency' in im.info else 'RGB')
+                mode = im.mode
+            if mode in ('I;16', 'I;16B', 'I;16L', 'I'):
+                arr = np.asarray(im).astype(np.float64)
+                if arr.max(initial=0) > 255 or mode.startswith('I;16'):
+                    arr = np.floor(arr / 257.0 + 0.5)    # im2uint8 of 16-bit data
+                return np.clip(arr, 0, 255).astype(np.uint8)
+            if mode in ('1', 'L', 'LA', 'F'):
+                im = im.convert('L')
+            elif mode != 'RGB':
+                im = im.convert('RGB')                   # RGBA, CMYK, YCbCr, LAB...: alpha dropped
+            return np.array(im, dtype=np.uint8)
+    except FileNotFoundError:
+        raise UserError("%s: not a readable image (no such file)" % path) from None
+    except IsADirectoryError:
+        raise UserError("%s: not a readable image (it is a directory)" % path) from None
+    except UnidentifiedImageError:
+        raise UserError("%s: not a readable image (unknown or corrupt image format)" % path) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise UserError("%s: not a readable image (%s)" % (path, exc)) from None
+
+
+def save_image(path, img, overwrite=False):
+    """Write a uint8 HxW or HxWx3 array (format from the extension: .png, .bmp, ...).
+
+    Refuses to replace an existing file unless overwrite=True (UserError naming the file)."""
+    path = os.fspath(path)
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        raise ValueError("save_image expects uint8 data, got %s (use matlab.to_uint8)" % img.dtype)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if os.path.exists(path) and not overwrite:
+        raise UserError("%s: already exists; refusing to overwrite it (use --force / overwrite=True)" % path)
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    try:
+        Image.fromarray(img).save(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError("%s: cannot write image (%s)" % (path, exc)) from None

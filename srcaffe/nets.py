@@ -1,0 +1,216 @@
+"""FSRCNN and SRCNN as the authors defined them, written with pycaffe's net_spec.
+
+Every prototxt under prototxt/ is generated here (tools/make_nets.py), never edited by hand.
+The geometry of a net (patch sizes, how far the label is shifted from the input) is derived
+from its layers by `geometry()`, so the data tool and the inference code cannot disagree with
+the prototxt: Caffe's Deconvolution has no output padding (out = stride*(in-1) + kernel - 2*pad).
+"""
+import math
+import re
+from collections import namedtuple
+
+from .errors import UserError
+
+FSRCNN = namedtuple("FSRCNN", "d s m")
+SRCNN = namedtuple("SRCNN", "f1 f2 f3 n1 n2")
+
+# name -> architecture; FSRCNN(d, s, m) variants can also be named fsrcnn-D-S-M.
+MODELS = {
+    "fsrcnn": FSRCNN(56, 12, 4),
+    "fsrcnn-s": FSRCNN(32, 5, 1),
+    "srcnn": SRCNN(9, 1, 5, 64, 32),
+    "srcnn-935": SRCNN(9, 3, 5, 64, 32),
+    "srcnn-955": SRCNN(9, 5, 5, 64, 32),
+}
+SCALES = (2, 3, 4)
+
+# The authors' training patches: FSRCNN generate_train.m takes 11x11 LR sub-images with stride 4
+# (x3); SRCNN generate_train.m takes 33x33 bicubic-upscaled sub-images with stride 14.
+FSRCNN_LR_PATCH, FSRCNN_LR_STRIDE = 11, 4
+SRCNN_PATCH, SRCNN_STRIDE = 33, 14
+TRAIN_BATCH, TEST_BATCH = 128, 2
+
+Layer = namedtuple("Layer", "name kind kernel stride pad num_output std lr_mult")
+
+
+def architecture(model):
+    """The architecture for a model name (fsrcnn, fsrcnn-s, fsrcnn-D-S-M, srcnn, srcnn-935, ...)."""
+    if model in MODELS:
+        return MODELS[model]
+    match = re.fullmatch(r"fsrcnn-(\d+)-(\d+)-(\d+)", model)
+    if match:
+        return FSRCNN(*map(int, match.groups()))
+    raise UserError("unknown model '%s' (known: %s, or fsrcnn-D-S-M)" % (model, ", ".join(MODELS)))
+
+
+def layers(model, scale):
+    """The spatial layers of a model, in order, with the authors' fillers and lr_mult."""
+    arch = architecture(model)
+    if isinstance(arch, FSRCNN):
+        def msra_std(k, n_out):   # the authors' stds are sqrt(2 / (k*k*n_out)), e.g. 0.0378 for 5x5x56
+            return round(math.sqrt(2.0 / (k * k * n_out)), 4)
+        d, s, m = arch
+        out = [Layer("conv1", "conv", 5, 1, 0, d, msra_std(5, d), (1, 0.1)),
+               Layer("conv2", "conv", 1, 1, 0, s, msra_std(1, s), (1, 0.1))]
+        out += [Layer("conv2%d" % (i + 2), "conv", 3, 1, 1, s, msra_std(3, s), (1, 0.1)) for i in range(m)]
+        out += [Layer("conv2%d" % (m + 2), "conv", 1, 1, 0, d, msra_std(1, d), (1, 0.1)),
+                Layer("conv3", "deconv", 9, scale, 4, 1, 0.001, (0.1, 0.1))]
+        return out
+    f1, f2, f3, n1, n2 = arch
+    return [Layer("conv1", "conv", f1, 1, 0, n1, 0.001, (1, 0.1)),
+            Layer("conv2", "conv", f2, 1, 0, n2, 0.001, (1, 0.1)),
+            Layer("conv3", "conv", f3, 1, 0, 1, 0.001, (0.1, 0.1))]
+
+
+Geometry = namedtuple("Geometry", "input_size label_size label_offset upsampled_input")
+Geometry.__doc__ = """Patch geometry of a net.
+
+input_size:  side of an input patch (LR pixels for FSRCNN, bicubic-upscaled HR pixels for SRCNN)
+label_size:  side of the net's output for that input (= the HDF5 label)
+label_offset: for an input patch whose first pixel is at (y, x) of its image, the label's first
+             pixel is at HR (scale*y + label_offset) for FSRCNN, (y + label_offset) for SRCNN.
+upsampled_input: True for SRCNN (input is bicubic-upscaled), False for FSRCNN (input is LR).
+"""
+
+
+def output_size(model, scale, input_size):
+    """Output side of the net for an input side, walking the layers as Caffe does."""
+    size = input_size
+    for layer in layers(model, scale):
+        if layer.kind == "conv":
+            size = (size + 2 * layer.pad - layer.kernel) // layer.stride + 1
+        else:  # Caffe DeconvolutionLayer: no output padding
+            size = layer.stride * (size - 1) + layer.kernel - 2 * layer.pad
+    return size
+
+
+def centre_offset(model, scale):
+    """Where output pixel 0 lies: in input pixels for SRCNN, in HR pixels (for LR pixel 0) for FSRCNN.
+
+    A conv layer shifts the first output's centre by (k-1)/2 - pad input pixels. A deconv's
+    output o takes its centre tap from input i at o = stride*i + (k-1)/2 - pad; LR pixel i is
+    centred on HR pixel stride*i + (stride-1)/2 in MATLAB's imresize geometry, rounded up for even
+    scales as the authors' generate_train.m does.
+    """
+    offset = 0
+    for layer in layers(model, scale):
+        if layer.kind == "conv":
+            offset += (layer.kernel - 1) // 2 - layer.pad
+        else:
+            offset = layer.stride * offset + (layer.stride - 1 + 1) // 2 - ((layer.kernel - 1) // 2 - layer.pad)
+    return offset
+
+
+def geometry(model, scale, input_size=None):
+    arch = architecture(model)
+    upsampled = isinstance(arch, SRCNN)
+    if input_size is None:
+        input_size = SRCNN_PATCH if upsampled else FSRCNN_LR_PATCH
+    label = output_size(model, scale, input_size)
+    if label < 1:
+        raise UserError("model %s: an input of %d pixels is smaller than its receptive field" % (model, input_size))
+    return Geometry(input_size, label, centre_offset(model, scale), upsampled)
+
+
+def check_scale(scale):
+    if scale not in SCALES:
+        raise UserError("scale must be one of %s, not %s" % ("/".join(map(str, SCALES)), scale))
+
+
+# ---- prototxt ---------------------------------------------------------------------------------
+
+def _net_spec(model, scale, data):
+    """Build a NetSpec: `data(n)` adds the input layer(s); returns (spec, last top)."""
+    from caffe import layers as L, params as P, NetSpec
+
+    n = NetSpec()
+    data(n, L, P)
+    top = n.data
+    spec = layers(model, scale)
+    fsrcnn = isinstance(architecture(model), FSRCNN)
+    for i, layer in enumerate(spec):
+        params = [dict(lr_mult=layer.lr_mult[0]), dict(lr_mult=layer.lr_mult[1])]
+        conv_param = dict(num_output=layer.num_output, kernel_size=layer.kernel, stride=layer.stride,
+                          pad=layer.pad, weight_filler=dict(type="gaussian", std=layer.std),
+                          bias_filler=dict(type="constant", value=0))
+        if layer.kind == "conv":
+            top = L.Convolution(top, param=params, convolution_param=conv_param)
+        else:
+            top = L.Deconvolution(top, param=params, convolution_param=conv_param)
+        setattr(n, layer.name, top)
+        if i < len(spec) - 1:   # every conv but the last is followed by its activation, in place
+            act = (L.PReLU(top, prelu_param=dict(channel_shared=True), in_place=True) if fsrcnn
+                   else L.ReLU(top, in_place=True))
+            setattr(n, ("prelu" if fsrcnn else "relu") + layer.name[4:], act)
+    return n, top
+
+
+def train_test_net(model, scale, train_source, test_source, label_size):
+    """Train/test prototxt (HDF5Data), EuclideanLoss, and a test-phase PSNR computed by Caffe."""
+    def data(n, L, P):
+        n.data, n.label = L.HDF5Data(hdf5_data_param=dict(source=train_source, batch_size=TRAIN_BATCH),
+                                     include=dict(phase=0), ntop=2)
+        n.test_data, n.test_label = L.HDF5Data(hdf5_data_param=dict(source=test_source, batch_size=TEST_BATCH),
+                                               include=dict(phase=1), ntop=2)
+    from caffe import layers as L
+
+    n, top = _net_spec(model, scale, data)
+    n.loss = L.EuclideanLoss(top, n.label)
+    # PSNR of the test batch on [0,1] from Caffe's own loss = sum(diff^2) / (2*batch):
+    # mse = 2*loss / label_pixels, psnr = -10*log10(mse). Log and Power layers, no Python layer.
+    n.log_mse = L.Log(n.loss, log_param=dict(base=10, scale=2.0 / label_size ** 2), include=dict(phase=1))
+    n.psnr = L.Power(n.log_mse, power_param=dict(scale=-10), include=dict(phase=1))
+    text = str(n.to_proto())
+    # net_spec names tops uniquely; Caffe's TRAIN/TEST data layers must share the tops data/label.
+    text = text.replace('"test_data"', '"data"').replace('"test_label"', '"label"')
+    return 'name: "%s_x%d"\n%s' % (model.upper().replace("-", "_"), scale, text)
+
+
+def deploy_net(model, scale, height=None, width=None):
+    """Deploy prototxt: an Input layer, the same spatial layers (pad as in training)."""
+    g = geometry(model, scale)
+    height, width = height or g.input_size, width or g.input_size
+
+    def data(n, L, P):
+        n.data = L.Input(input_param=dict(shape=dict(dim=[1, 1, height, width])))
+    n, _ = _net_spec(model, scale, data)
+    return 'name: "%s_x%d"\n%s' % (model.upper().replace("-", "_"), scale, n.to_proto())
+
+
+
+# ---- solvers ----------------------------------------------------------------------------------
+# sgd:  the authors' solvers (SRCNN_solver.prototxt: SGD, momentum 0.9, fixed lr 1e-4, no weight
+#       decay; FSRCNN: the same with base_lr 1e-3), practically endless (max_iter 15e6).
+# adam: the CPU user's variant: Caffe's Adam at 1e-3 reaches FSRCNN's paper numbers in ~1e5
+#       iterations instead of the ~1e7 SGD needs, i.e. hours instead of weeks on 2 cores.
+SOLVER_SETTINGS = {
+    "sgd": dict(type="SGD", momentum=0.9, max_iter=15000000, snapshot=10000),
+    "adam": dict(type="Adam", momentum=0.9, momentum2=0.999, delta=1e-8, max_iter=100000, snapshot=5000),
+}
+
+
+def solver_text(model, scale, solver, net_path, test_patches):
+    settings = SOLVER_SETTINGS[solver]
+    fsrcnn = isinstance(architecture(model), FSRCNN)
+    base_lr = 1e-3 if (fsrcnn or solver == "adam") else 1e-4
+    lines = [
+        "# %s x%d, %s solver (generated by tools/make_nets.py; see srcaffe/nets.py)" % (model, scale, solver),
+        'net: "%s"' % net_path,
+        "test_iter: %d" % (test_patches // TEST_BATCH),
+        "test_interval: 1000",
+        'type: "%s"' % settings["type"],
+        "base_lr: %g" % base_lr,
+        "momentum: %g" % settings["momentum"],
+    ]
+    if "momentum2" in settings:
+        lines += ["momentum2: %g" % settings["momentum2"], "delta: %g" % settings["delta"]]
+    lines += [
+        "weight_decay: 0",
+        'lr_policy: "fixed"',
+        "display: 100",
+        "max_iter: %d" % settings["max_iter"],
+        "snapshot: %d" % settings["snapshot"],
+        'snapshot_prefix: "runs/%s_x%d_%s/%s_x%d"' % (model, scale, solver, model, scale),
+        "solver_mode: CPU",
+    ]
+    return "\n".join(lines) + "\n"

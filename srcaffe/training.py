@@ -1,0 +1,222 @@
+"""Everything run_train.sh needs before `caffe train` starts: data, run folder, checks.
+
+A run folder (runs/<model>-x<scale>-<timestamp>/ by default) holds the exact prototxt and solver
+of each segment, the snapshots, train.log (appended by every segment, never truncated) and
+run.json. Resuming continues in the snapshot's own run folder; iteration numbers make every
+snapshot name unique, so nothing of an earlier segment is overwritten.
+"""
+import glob
+import json
+import os
+import re
+import subprocess
+import time
+
+from . import ROOT, nets, patches
+from .errors import UserError
+
+SOLVERS = ("adam", "sgd")
+DEFAULT_SOLVER = "adam"
+
+
+def repo_path(*parts):
+    return os.path.join(ROOT, *parts)
+
+
+def net_file(model, scale, kind):
+    return repo_path("prototxt", "%s_x%d_%s.prototxt" % (model, scale, kind))
+
+
+def solver_file(model, scale, solver):
+    return repo_path("solvers", "%s_x%d_%s.prototxt" % (model, scale, solver))
+
+
+def default_augment(model):
+    """FSRCNN's paper trains on augmented T91; SRCNN's on the plain 91 images."""
+    return isinstance(nets.architecture(model), nets.FSRCNN)
+
+
+# ---- checks on snapshot / weights files --------------------------------------------------------
+
+def param_shapes(model, scale):
+    """Learnable blob shapes in Caffe's order: (weight, bias) of each layer, then PReLU slopes."""
+    shapes, n_in = [], 1
+    spec = nets.layers(model, scale)
+    for i, layer in enumerate(spec):
+        if layer.kind == "conv":
+            shapes += [(layer.num_output, n_in, layer.kernel, layer.kernel), (layer.num_output,)]
+        else:  # Deconvolution stores its weights as (in, out, k, k)
+            shapes += [(n_in, layer.num_output, layer.kernel, layer.kernel), (layer.num_output,)]
+        if i < len(spec) - 1 and isinstance(nets.architecture(model), nets.FSRCNN):
+            shapes.append(())     # PReLU with channel_shared: one scalar slope
+        n_in = layer.num_output
+    return shapes
+
+
+def _blob_shape(blob):
+    if blob.HasField("shape"):
+        return tuple(blob.shape.dim)
+    return tuple(d for d in (blob.num, blob.channels, blob.height, blob.width))
+
+
+def check_solverstate(path, model, scale, solver, cwd):
+    """A clear sentence instead of Caffe's "Incorrect length of history blobs" abort."""
+    from caffe.proto import caffe_pb2
+
+    if not os.path.isfile(path):
+        raise UserError("%s: snapshot file not found" % path)
+    if path.endswith(".caffemodel"):
+        raise UserError("%s is a .caffemodel (weights only): --snapshot resumes from a .solverstate "
+                        "(use --weights to fine-tune from a .caffemodel)" % path)
+    state = caffe_pb2.SolverState()
+    try:
+        with open(path, "rb") as f:
+            state.ParseFromString(f.read())
+    except Exception:
+        raise UserError("%s: not a Caffe .solverstate (it does not parse)" % path)
+    if not state.learned_net:
+        raise UserError("%s: not a Caffe .solverstate (no learned_net in it)" % path)
+    expected = param_shapes(model, scale)
+    history = [_blob_shape(b) for b in state.history]
+    if history not in (expected, expected + expected):
+        raise UserError("%s was written for another network (%d history blobs), not %s x%d"
+                        % (path, len(history), model, scale))
+    written_by = "adam" if len(history) == 2 * len(expected) else "sgd"   # Adam keeps two moments
+    if written_by != solver:
+        raise UserError("%s was written by the %s solver; resume it with --solver %s" % (path, written_by, written_by))
+    learned = state.learned_net if os.path.isabs(state.learned_net) else os.path.join(cwd, state.learned_net)
+    if not os.path.isfile(learned):
+        raise UserError("%s: its weights %s are missing" % (path, learned))
+    return state.iter
+
+
+def check_caffemodel(path, model, scale):
+    from caffe.proto import caffe_pb2
+
+    if not os.path.isfile(path):
+        raise UserError("%s: weights file not found" % path)
+    if path.endswith(".solverstate"):
+        raise UserError("%s is a .solverstate: resume it with --snapshot, or give its .caffemodel to --weights" % path)
+    net = caffe_pb2.NetParameter()
+    try:
+        with open(path, "rb") as f:
+            net.ParseFromString(f.read())
+    except Exception:
+        raise UserError("%s: not a Caffe .caffemodel (it does not parse)" % path)
+    names = {l.name for l in net.layer if l.blobs}
+    wanted = {l.name for l in nets.layers(model, scale)}
+    if not names or not (names & wanted):
+        raise UserError("%s holds no weights for %s x%d (its layers: %s)"
+                        % (path, model, scale, ", ".join(sorted(names)) or "none"))
+
+
+# ---- run folder ---------------------------------------------------------------------------------
+
+def newest_solverstate(run_dir):
+    states = glob.glob(os.path.join(run_dir, "*.solverstate"))
+    if not states:
+        raise UserError("%s: no .solverstate to resume from" % run_dir)
+    return max(states, key=lambda p: int(re.search(r"_iter_(\d+)\.solverstate$", p).group(1))
+               if re.search(r"_iter_(\d+)\.solverstate$", p) else -1)
+
+
+def substitute(text, **fields):
+    """Set top-level `key: value` fields of a prototxt text (added when missing)."""
+    for key, value in fields.items():
+        value = '"%s"' % value if isinstance(value, str) else str(value)
+        line = "%s: %s" % (key, value)
+        text, n = re.subn(r"(?m)^%s:.*$" % key, line, text)
+        if not n:
+            text += line + "\n"
+    return text
+
+
+def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=False, weights=None,
+                run_dir=None, augment=None, log=print):
+    """Check everything, prepare data and the run folder; return what `caffe train` needs."""
+    nets.check_scale(scale)
+    nets.architecture(model)
+    solver = solver or DEFAULT_SOLVER
+    if solver not in SOLVERS:
+        raise UserError("unknown solver '%s' (known: %s)" % (solver, ", ".join(SOLVERS)))
+    if snapshot and weights:
+        raise UserError("--snapshot and --weights exclude each other (resume, or fine-tune)")
+    for path, what in ((net_file(model, scale, "train_test"), "net"), (solver_file(model, scale, solver), "solver")):
+        if not os.path.isfile(path):
+            raise UserError("%s: %s missing; regenerate with tools/make_nets.py" % (path, what))
+    if resume and not snapshot:
+        if not run_dir:
+            raise UserError("--resume needs --run-dir DIR (or give --snapshot FILE)")
+        snapshot = newest_solverstate(run_dir)
+        log("resuming from the newest snapshot: %s" % snapshot)
+    if snapshot:
+        snapshot = os.path.abspath(snapshot)
+        if run_dir is None and os.path.isfile(os.path.join(os.path.dirname(snapshot), "run.json")):
+            run_dir = os.path.dirname(snapshot)
+    if weights:
+        weights = os.path.abspath(weights)
+        check_caffemodel(weights, model, scale)
+
+    augment = default_augment(model) if augment is None else augment
+    data = patches.prepare(model, scale, augment=augment, log=log)
+    patches.check_matches(data, model, scale)
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if run_dir is None:
+        run_dir = repo_path("runs", "%s-x%d-%s" % (model, scale, stamp))
+        while os.path.exists(run_dir):
+            run_dir += "+"
+    run_dir = os.path.abspath(run_dir)
+    info_path = os.path.join(run_dir, "run.json")
+    info = {}
+    if os.path.isfile(info_path):
+        with open(info_path) as f:
+            info = json.load(f)
+        if (info.get("model"), info.get("scale")) != (model, scale):
+            raise UserError("%s is a run of %s x%s, not %s x%d" % (run_dir, info.get("model"), info.get("scale"), model, scale))
+        if not snapshot:
+            raise UserError("%s already holds a run; resume it with --resume, or pick another --run-dir" % run_dir)
+    elif os.path.isdir(run_dir) and os.listdir(run_dir):
+        raise UserError("%s exists and is not empty; pick another --run-dir" % run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+
+    start_iter = check_solverstate(snapshot, model, scale, solver, run_dir) if snapshot else 0
+    with open(solver_file(model, scale, solver)) as f:
+        solver_text = f.read()
+    max_iter = iters if iters is not None else int(re.search(r"(?m)^max_iter:\s*(\d+)", solver_text).group(1))
+    if max_iter <= start_iter:
+        raise UserError("--iters %d is not past the snapshot's iteration %d" % (max_iter, start_iter))
+
+    # This segment's exact files: the net with absolute data paths, the solver pointing at it.
+    segment = "from%d" % start_iter if start_iter else "start"
+    net_copy = os.path.join(run_dir, "train_test-%s.prototxt" % segment)
+    solver_copy = os.path.join(run_dir, "solver-%s.prototxt" % segment)
+    for path in (net_copy, solver_copy):
+        if os.path.exists(path):
+            raise UserError("%s exists: this segment was started before; resume from a later snapshot" % path)
+    with open(net_file(model, scale, "train_test")) as f:
+        net_text = f.read()
+    # The committed net names data/<folder>/ relative to the repository; this copy names the real one.
+    net_text = net_text.replace('"data/%s/' % os.path.basename(data), '"%s/' % data)
+    with open(net_copy, "w") as f:
+        f.write(net_text)
+    with open(solver_copy, "w") as f:
+        # Short runs print every iteration or so: progress stays visible.
+        display = max(1, min(100, (max_iter - start_iter) // 20))
+        f.write(substitute(solver_text, net=net_copy, max_iter=max_iter, display=display,
+                           snapshot_prefix=os.path.join(run_dir, "%s_x%d" % (model, scale))))
+    info.update(model=model, scale=scale, solver=solver, augment=augment, data=data)
+    info.setdefault("segments", []).append(dict(started=stamp, start_iter=start_iter, max_iter=max_iter,
+                                                snapshot=snapshot, weights=weights, solver_file=solver_copy))
+    with open(info_path, "w") as f:
+        json.dump(info, f, indent=1)
+    return dict(RUN_DIR=run_dir, SOLVER=solver_copy, START_ITER=start_iter, MAX_ITER=max_iter,
+                SNAPSHOT=snapshot or "", WEIGHTS=weights or "", LOG=os.path.join(run_dir, "train.log"),
+                RESUME_ARGS="--scale %d --solver %s" % (scale, solver))
+
+
+def caffe_capabilities(caffe_bin):
+    """(has -engine flag, built with CUDA) of a caffe binary."""
+    help_text = subprocess.run([caffe_bin, "train", "--help"], capture_output=True, text=True).stderr
+    libs = subprocess.run(["ldd", os.path.realpath(caffe_bin)], capture_output=True, text=True).stdout
+    return "-engine" in help_text, "libcudart" in libs or "libcublas" in libs

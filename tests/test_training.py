@@ -1,0 +1,158 @@
+"""Nets, solvers and ./run_train.sh with real Caffe on the real T91 data: train, resume, plot."""
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from srcaffe import ROOT, nets, patches, training
+
+RUN_TRAIN = os.path.join(ROOT, "run_train.sh")
+
+
+@pytest.fixture(scope="module")
+def env(fetched, tmp_path_factory):
+    """Environment for run_train.sh: tmp data folder, the session's verified datasets."""
+    data = str(tmp_path_factory.mktemp("data"))
+    return dict(os.environ, SRCAFFE_DATA=data, SRCAFFE_DATASETS=fetched, PYTHONUNBUFFERED="1")
+
+
+def run_train(env, *args):
+    return subprocess.run(["bash", RUN_TRAIN] + [str(a) for a in args], capture_output=True, text=True, env=env)
+
+
+def iterations(log_text):
+    return [int(i) for i in re.findall(r"solver\.cpp:\d+\] Iteration (\d+) \(", log_text)]
+
+
+def test_generated_prototxt_and_solvers_are_up_to_date():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_nets.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("model", ["fsrcnn", "fsrcnn-s", "srcnn", "srcnn-955"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_deploy_nets_parse_in_caffe_and_output_the_derived_label_size(model, scale):
+    import caffe
+    caffe.set_mode_cpu()
+    g = nets.geometry(model, scale)
+    path = training.net_file(model, scale, "deploy")
+    net = caffe.Net(path, caffe.TEST)
+    net.forward()
+    out = net.blobs[net.outputs[0]].data
+    assert out.shape == (1, 1, g.label_size, g.label_size)
+    assert [tuple(b.data.shape) for layer in net.params.values() for b in layer] == \
+        [tuple(s) for s in training.param_shapes(model, scale)]
+
+
+def test_fsrcnn_layers_follow_the_authors():
+    spec = nets.layers("fsrcnn", 3)
+    assert [l.name for l in spec] == ["conv1", "conv2", "conv22", "conv23", "conv24", "conv25", "conv26", "conv3"]
+    assert [l.std for l in spec] == [0.0378, 0.4082, 0.1361, 0.1361, 0.1361, 0.1361, 0.189, 0.001]
+    assert spec[-1].lr_mult == (0.1, 0.1) and all(l.lr_mult == (1, 0.1) for l in spec[:-1])
+    assert (spec[-1].kernel, spec[-1].stride, spec[-1].pad) == (9, 3, 4)
+    # generate_train.m: 11x11 LR -> 19x19 label at x3, label at 3*(x+5) - 10 (1-based) = 3*x0 + 7
+    assert nets.geometry("fsrcnn", 3) == (11, 19, 7, False)
+    assert nets.geometry("srcnn", 3) == (33, 21, 6, True)
+    text = open(training.net_file("fsrcnn", 3, "train_test")).read()
+    assert text.count('type: "PReLU"') == 7 and text.count("channel_shared: true") == 7
+
+
+def test_run_train_fsrcnn_trains_resumes_and_plots(env, tmp_path):
+    run_dir = tmp_path / "fsrcnn-run"
+    first = run_train(env, "fsrcnn", "--iters", 30, "--run-dir", run_dir)
+    assert first.returncode == 0, first.stdout[-1500:] + first.stderr[-1500:]
+    state = run_dir / "fsrcnn_x3_iter_30.solverstate"
+    assert state.exists() and (run_dir / "fsrcnn_x3_iter_30.caffemodel").exists()
+    assert "it/s" in first.stdout and "ETA" in first.stdout          # progress a person can follow
+    meta = json.load(open(glob.glob(os.path.join(env["SRCAFFE_DATA"], "T91-x3-lr11-label19-stride4-aug", "meta.json"))[0]))
+    assert meta["augment"] and meta["train_patches"] > 300000
+    with h5py.File(os.path.join(env["SRCAFFE_DATA"], "T91-x3-lr11-label19-stride4-aug", "train_000.h5"), "r") as f:
+        assert f["data"].shape[1:] == (1, 11, 11) and f["label"].shape[1:] == (1, 19, 19)
+        assert f["data"].dtype == np.float32 and 0 <= f["data"][:100].min() and f["data"][:100].max() <= 1
+
+    log_before = (run_dir / "train.log").read_text()
+    second = run_train(env, "fsrcnn", "--snapshot", state, "--iters", 60)
+    assert second.returncode == 0, second.stdout[-1500:] + second.stderr[-1500:]
+    log = (run_dir / "train.log").read_text()
+    assert log.startswith(log_before)                       # appended, not overwritten
+    resumed = iterations(log[len(log_before):])
+    assert resumed[0] == 30 and resumed[-1] == 59 and "Iteration 60, loss" in log
+    assert (run_dir / "fsrcnn_x3_iter_60.solverstate").exists()
+    assert (run_dir / "solver-start.prototxt").exists() and (run_dir / "solver-from30.prototxt").exists()
+    assert "max_iter: 60" in (run_dir / "solver-from30.prototxt").read_text()
+    assert "Test net output #1: psnr" in log                  # test-phase PSNR computed by Caffe
+
+    png = tmp_path / "curve"
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "plot_log.py"), str(run_dir / "train.log"),
+                          "--out", str(png)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert open(str(png) + ".png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+    # --resume picks the newest snapshot of the run folder
+    third = run_train(env, "fsrcnn", "--resume", "--run-dir", run_dir, "--iters", 70)
+    assert third.returncode == 0, third.stderr[-1500:]
+    assert "fsrcnn_x3_iter_60.solverstate" in third.stderr + third.stdout
+    assert iterations((run_dir / "train.log").read_text())[-1] >= 60
+
+
+def test_run_train_srcnn_trains_and_resumes(env, tmp_path):
+    run_dir = tmp_path / "srcnn-run"
+    first = run_train(env, "srcnn", "--iters", 30, "--run-dir", run_dir, "--solver", "sgd")
+    assert first.returncode == 0, first.stdout[-1500:] + first.stderr[-1500:]
+    state = run_dir / "srcnn_x3_iter_30.solverstate"
+    assert state.exists()
+    second = run_train(env, "srcnn", "--snapshot", state, "--iters", 60, "--solver", "sgd")
+    assert second.returncode == 0, second.stderr[-1500:]
+    log = (run_dir / "train.log").read_text()
+    assert "Resuming from" in log and (run_dir / "srcnn_x3_iter_60.caffemodel").exists()
+    assert iterations(log.split("Resuming from")[1])[0] == 30
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "plot_log.py"), str(run_dir / "train.log"),
+                          "--out", str(tmp_path / "srcnn")], capture_output=True, text=True)
+    assert out.returncode == 0 and (tmp_path / "srcnn.png").exists(), out.stderr
+
+
+def one_line_error(out, *words):
+    assert out.returncode != 0
+    err = out.stderr.strip().splitlines()
+    assert err and err[-1].startswith("error:"), out.stderr
+    assert "Traceback" not in out.stderr and "Check failed" not in out.stderr
+    for w in words:
+        assert w in err[-1], err[-1]
+
+
+def test_bad_inputs_are_one_line_errors(env, tmp_path):
+    one_line_error(run_train(env, "vdsr"), "unknown model 'vdsr'")
+    one_line_error(run_train(env, "fsrcnn", "--scale", 5), "scale")
+    one_line_error(run_train(env, "fsrcnn", "--snapshot", tmp_path / "nope.solverstate"), "nope.solverstate", "not found")
+    one_line_error(run_train(env, "fsrcnn", "--bogus"), "unknown option")
+    one_line_error(run_train(env, "fsrcnn", "--gpu", 0), "CPU-only")
+    one_line_error(run_train(env, "fsrcnn", "--engine", "MKLDNN"), "-engine")
+
+    run_dir = tmp_path / "r"
+    assert run_train(env, "fsrcnn-s", "--iters", 10, "--run-dir", run_dir).returncode == 0
+    model = run_dir / "fsrcnn-s_x3_iter_10.caffemodel"
+    state = run_dir / "fsrcnn-s_x3_iter_10.solverstate"
+    one_line_error(run_train(env, "fsrcnn-s", "--snapshot", model), ".caffemodel", "--weights")
+    one_line_error(run_train(env, "fsrcnn", "--snapshot", state, "--run-dir", tmp_path / "other"), "another network")
+    one_line_error(run_train(env, "fsrcnn-s", "--snapshot", state, "--solver", "sgd", "--run-dir", tmp_path / "o2"),
+                   "adam")
+    # a run folder of x3 resumed as x2: the data/net scale mismatch is named before Caffe starts
+    one_line_error(run_train(env, "fsrcnn-s", "--scale", 2, "--snapshot", state), "x3", "x2")
+    one_line_error(run_train(env, "fsrcnn-s", "--iters", 5, "--run-dir", run_dir), "already holds a run")
+    assert run_train(env, "fsrcnn-s", "--weights", model, "--iters", 5, "--run-dir", tmp_path / "ft").returncode == 0
+
+
+def test_data_of_another_scale_is_caught_before_caffe(env, tmp_path):
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps(dict(scale=2, input_size=11, label_size=13)))
+    with pytest.raises(Exception) as exc:
+        patches.check_matches(str(folder), "fsrcnn", 3)
+    assert "x2 patches 11->13" in str(exc.value) and "fsrcnn x3 needs 11->19" in str(exc.value)

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Build BVLC Caffe 1.0 (CPU only) into an install prefix.  Called by tools/setup.sh, which
+# hashes this file and tools/caffe-patches/ into the cache key: editing the recipe rebuilds.
+#
+# usage: tools/build_caffe.sh PREFIX BLAS PYTHON LOG
+#   PREFIX  install prefix (created; bin/caffe, lib/, lib/python3/dist-packages/caffe)
+#   BLAS    open | mkl
+#   PYTHON  the venv interpreter pycaffe is built for (its headers, libpython, NumPy)
+#   LOG     file that receives the full output of every step
+# env: CAFFE_SRC   a source tarball or directory to use instead of Debian's source package
+#      CAFFE_JOBS  parallel compile jobs (default: number of cores)
+#      CAFFE_GPU=1 build with CUDA (docker/Dockerfile.gpu); default CPU_ONLY
+set -euo pipefail
+
+PREFIX=$1 BLAS=$2 PYTHON=$3 LOG=$4
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+DEB_VERSION=1.0.0+git20180821.99bd997-8
+DEB_SUITE=bullseye
+UPSTREAM_COMMIT=99bd99795dcdf0b1d3086a8d67ab1782a8a08383
+WORK=$(dirname "$PREFIX")/$(basename "$PREFIX").work
+T0=$(date +%s)
+
+step() { printf '  [%4ss] %s\n' $(( $(date +%s) - T0 )) "$*"; printf '\n=== %s\n' "$*" >>"$LOG"; }
+die() { echo "error: $*" >&2; exit 1; }
+run() { "$@" >>"$LOG" 2>&1; }
+
+# The Debian mirror the machine already uses (deb822 or one-line sources), never a fixed host.
+debian_mirror() {
+    local f
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] || continue
+        grep -hoE '(URIs:[[:space:]]*|^deb(-src)?[[:space:]]+(\[[^]]*\][[:space:]]+)?)[a-z]+://[^[:space:]]+/debian/?([[:space:]]|$)' "$f" \
+            | grep -oE '[a-z]+://[^[:space:]]+' | head -n1 && return 0
+    done
+    return 1
+}
+
+fetch_debian_source() {
+    local mirror apt_dir opts
+    mirror=$(debian_mirror) || return 1
+    apt_dir=$WORK/apt
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$WORK/dl"
+    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $DEB_SUITE main" >"$apt_dir/sources.list"
+    opts=(-o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+          -o Dir::State::Lists="$apt_dir/lists" -o Dir::Cache="$apt_dir/cache" -o APT::Sandbox::User=root)
+    step "fetching Debian source package caffe $DEB_VERSION ($DEB_SUITE, from $mirror)"
+    run apt-get "${opts[@]}" update || return 1
+    (cd "$WORK/dl" && run apt-get "${opts[@]}" source --download-only "caffe=$DEB_VERSION") || return 1
+    step "unpacking source and applying Debian's patches"
+    tar -xzf "$WORK"/dl/caffe_*.orig.tar.gz -C "$SRC"
+    tar -xJf "$WORK"/dl/caffe_*.debian.tar.xz -C "$SRC"
+}
+
+unpack_tarball() {  # $1: .tar.gz/.tar.xz/.zip or directory; strips a single top-level folder
+    local in=$1 tmp=$WORK/unpack
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    if [ -d "$in" ]; then cp -a "$in"/. "$tmp"/
+    elif [[ $in == *.zip ]]; then run unzip -q "$in" -d "$tmp"
+    else tar -xf "$in" -C "$tmp"; fi
+    if [ "$(ls -A "$tmp" | wc -l)" = 1 ] && [ -d "$tmp/$(ls -A "$tmp")" ]; then tmp=$tmp/$(ls -A "$tmp"); fi
+    [ -f "$tmp/CMakeLists.txt" ] && [ -d "$tmp/src/caffe" ] || die "$in is not a Caffe source tree (no CMakeLists.txt / src/caffe)"
+    cp -a "$tmp"/. "$SRC"/
+}
+
+apply_patches() {
+    local p
+    if [ -f "$SRC/debian/patches/series" ]; then
+        while read -r p; do
+            [ -n "$p" ] && [[ $p != \#* ]] || continue
+            run patch -d "$SRC" -p1 -N -i "$SRC/debian/patches/$p" || die "Debian patch $p does not apply (see $LOG)"
+        done <"$SRC/debian/patches/series"
+    else
+        # No Debian series (upstream tarball): the one Debian fix CMake needs for boost-python naming.
+        for p in "$HERE"/caffe-patches/fallback/*.patch; do
+            run patch -d "$SRC" -p1 -N -i "$p" || die "patch $(basename "$p") does not apply (see $LOG)"
+        done
+    fi
+    for p in "$HERE"/caffe-patches/*.patch; do
+        step "applying $(basename "$p")"
+        run patch -d "$SRC" -p1 -N -i "$p" || die "patch $(basename "$p") does not apply (see $LOG)"
+    done
+}
+
+rm -rf "$WORK" && mkdir -p "$WORK"
+SRC=$WORK/src && mkdir -p "$SRC"
+if [ -n "${CAFFE_SRC:-}" ]; then
+    step "unpacking \$CAFFE_SRC=$CAFFE_SRC"
+    unpack_tarball "$CAFFE_SRC"
+elif ! fetch_debian_source; then
+    step "no Debian source package reachable; downloading BVLC/caffe@${UPSTREAM_COMMIT:0:7} from GitHub"
+    run curl -fL -o "$WORK/caffe.tar.gz" "https://github.com/BVLC/caffe/archive/$UPSTREAM_COMMIT.tar.gz" \
+        || die "could not download Caffe's source; set CAFFE_SRC to a Caffe source tarball or directory"
+    unpack_tarball "$WORK/caffe.tar.gz"
+fi
+apply_patches
+
+# pycaffe is built for the venv's interpreter: its own headers, libpython and NumPy, so that
+# Debian's python3-numpy headers (NumPy 1.x, /usr/include/python3.11) can never be picked up.
+read -r PY_VER PY_INC PY_LIB NP_INC < <("$PYTHON" - <<'EOF'
+import os, sysconfig, numpy
+v = sysconfig.get_config_var
+lib = os.path.join(v("LIBDIR"), v("LDLIBRARY"))
+print("%d.%d" % __import__("sys").version_info[:2], sysconfig.get_paths()["include"], lib, numpy.get_include())
+EOF
+)
+CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX"
+    -DCMAKE_INSTALL_RPATH="$PREFIX/lib" -DBUILD_docs=OFF -DBUILD_python=ON -DBUILD_python_layer=ON
+    -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=OFF -DUSE_CUDNN=OFF
+    -Dpython_version="$PY_VER" -DPYTHON_EXECUTABLE="$PYTHON"
+    -DPYTHON_INCLUDE_DIR="$PY_INC" -DPYTHON_LIBRARY="$PY_LIB" -DNUMPY_INCLUDE_DIR="$NP_INC"
+    -DCMAKE_CXX_FLAGS="-isystem $NP_INC -isystem $PY_INC -Wno-deprecated-declarations")
+if [ "${CAFFE_GPU:-0}" = 1 ]; then
+    # Volta to Hopper; Caffe's own CUDA_ARCH list stops at Pascal.
+    CMAKE_ARGS+=(-DCPU_ONLY=OFF -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="70 75 80 86 89 90" -DCUDA_ARCH_PTX=90)
+else
+    CMAKE_ARGS+=(-DCPU_ONLY=ON)
+fi
+case $BLAS in
+    open) CMAKE_ARGS+=(-DBLAS=Open) ;;
+    mkl)  # MKL from PyPI (mkl-devel, mkl-include) in its own prefix; single dynamic library mkl_rt.
+        MKL_ROOT=$WORK/../mkl
+        if [ ! -f "$MKL_ROOT/include/mkl.h" ]; then
+            step "installing Intel MKL from PyPI (mkl-devel, mkl-include)"
+            run "$PYTHON" -m pip install --no-cache-dir --prefix "$MKL_ROOT" mkl-devel mkl-include \
+                || die "pip could not install mkl-devel/mkl-include (see $LOG)"
+        fi
+        [ -e "$MKL_ROOT/lib/libmkl_rt.so" ] || ln -sf "$(ls "$MKL_ROOT"/lib/libmkl_rt.so.* | head -n1)" "$MKL_ROOT/lib/libmkl_rt.so"
+        mkdir -p "$MKL_ROOT/lib/intel64" && ln -sf "$MKL_ROOT"/lib/lib*.so* "$MKL_ROOT/lib/intel64/" 2>/dev/null || true
+        CMAKE_ARGS+=(-DBLAS=MKL -DMKL_USE_SINGLE_DYNAMIC_LIBRARY=ON -DMKL_MULTI_THREADED=ON -DMKL_ROOT="$MKL_ROOT"
+                     -DCMAKE_INSTALL_RPATH="$PREFIX/lib;$MKL_ROOT/lib")
+        export MKLROOT=$MKL_ROOT ;;
+    *) die "unknown BLAS '$BLAS' (use open or mkl)" ;;
+esac
+
+step "configuring with CMake (CPU_ONLY=$([ "${CAFFE_GPU:-0}" = 1 ] && echo OFF || echo ON), BLAS=$BLAS, Python $PY_VER)"
+mkdir -p "$WORK/build"
+run cmake -S "$SRC" -B "$WORK/build" "${CMAKE_ARGS[@]}" || die "CMake configuration failed"
+grep -q "pycaffe" "$WORK/build/Makefile" 2>/dev/null || die "CMake did not enable pycaffe (boost-python for Python $PY_VER not found?)"
+
+JOBS=${CAFFE_JOBS:-$(nproc)}
+step "compiling libcaffe, tools and pycaffe with $JOBS jobs (a few minutes)"
+run make -C "$WORK/build" -j"$JOBS" all || die "compilation failed"
+step "installing into $PREFIX"
+run make -C "$WORK/build" install || die "installation failed"
+[ -x "$PREFIX/bin/caffe" ] || die "build finished but $PREFIX/bin/caffe is missing"
+rm -rf "$WORK"
+step "done"

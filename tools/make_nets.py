@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Write the prototxt and solver files of every model and scale (pycaffe's net_spec).
+
+Generated, never edited by hand: prototxt/<model>_x<scale>_{train_test,deploy}.prototxt and
+solvers/<model>_x<scale>_{sgd,adam}.prototxt. The train/test nets read the HDF5 lists that
+tools/prepare_data.py writes (paths relative to the repository root, like the authors'
+examples/FSRCNN/train.txt), so `caffe train --solver solvers/fsrcnn_x3_sgd.prototxt` from the
+repository root works once the data is prepared; ./run_train.sh does all of that for you.
+
+  python tools/make_nets.py            # (re)write every file
+  python tools/make_nets.py --check    # exit 1 and name the files that are out of date
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from srcaffe import ROOT, nets, patches, training  # noqa: E402
+from srcaffe.cli import run_main  # noqa: E402
+
+
+def generated_files():
+    """{path: text} of every generated file."""
+    files = {}
+    for model in nets.MODELS:
+        for scale in nets.SCALES:
+            g = nets.geometry(model, scale)
+            folder = os.path.relpath(patches.data_dir(model, scale, training.default_augment(model)),
+                                     patches.data_root())
+            train_test = nets.train_test_net(model, scale, "data/%s/train.txt" % folder,
+                                             "data/%s/test.txt" % folder, g.label_size)
+            net_rel = os.path.relpath(training.net_file(model, scale, "train_test"), ROOT)
+            files[training.net_file(model, scale, "train_test")] = train_test
+            files[training.net_file(model, scale, "deploy")] = nets.deploy_net(model, scale)
+            for solver in training.SOLVERS:
+                files[training.solver_file(model, scale, solver)] = nets.solver_text(
+                    model, scale, solver, net_rel, patches.TEST_PATCHES)
+    return files
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if a file differs")
+    args = parser.parse_args(argv)
+    os.environ.pop("SRCAFFE_DATA", None)   # committed files always name the repository's data/
+    stale = []
+    for path, text in sorted(generated_files().items()):
+        current = open(path).read() if os.path.exists(path) else None
+        if current == text:
+            continue
+        stale.append(path)
+        if not args.check:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+    rel = [os.path.relpath(p, ROOT) for p in stale]
+    if args.check:
+        if rel:
+            print("out of date (run tools/make_nets.py): " + " ".join(rel))
+            return 1
+        print("all generated prototxt and solvers are up to date")
+        return 0
+    print("wrote %d file(s)%s" % (len(rel), (": " + " ".join(rel)) if rel else " (all up to date)"))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

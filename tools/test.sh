@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command: sets up what the tests need (apt packages, venv, a real Caffe: tools/setup.sh,
+# cached outside the clone), then runs the whole pytest suite with the venv's interpreter.
+# Extra arguments go to pytest (e.g. tools/test.sh -k bicubic -x).
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bash "$REPO/tools/setup.sh"
+VENV=${VENV:-${VIRTUAL_ENV:-$REPO/.venv}}
+cd "$REPO"
+set +e
+"$VENV/bin/python" -m pytest tests "$@"
+rc=$?
+set -e
+# pytest's 5 means "no tests collected": that is a failure here, never a silent pass.
+[ "$rc" = 5 ] && echo "error: pytest collected no tests" >&2 && exit 1
+exit "$rc"
