@@ -156,9 +156,11 @@ def train_test_net(model, scale, train_source, test_source, label_size):
 
     n, top = _net_spec(model, scale, data)
     n.loss = L.EuclideanLoss(top, n.label)
-    # PSNR of the test batch on [0,1] from Caffe's own loss = sum(diff^2) / (2*batch):
-    # mse = 2*loss / label_pixels, psnr = -10*log10(mse). Log and Power layers, no Python layer.
-    n.log_mse = L.Log(n.loss, log_param=dict(base=10, scale=2.0 / label_size ** 2), include=dict(phase=1))
+    # Test-phase PSNR on [0,1], computed by Caffe's own layers (no Python layer): a second,
+    # weightless Euclidean loss (so `loss` stays a reported output) gives sum(diff^2) / (2*batch);
+    # mse = 2*that / label_pixels and psnr = -10*log10(mse).
+    n.sq_error = L.EuclideanLoss(top, n.label, loss_weight=0, include=dict(phase=1))
+    n.log_mse = L.Log(n.sq_error, log_param=dict(base=10, scale=2.0 / label_size ** 2), include=dict(phase=1))
     n.psnr = L.Power(n.log_mse, power_param=dict(scale=-10), include=dict(phase=1))
     text = str(n.to_proto())
     # net_spec names tops uniquely; Caffe's TRAIN/TEST data layers must share the tops data/label.

@@ -56,7 +56,9 @@ def param_shapes(model, scale):
 def _blob_shape(blob):
     if blob.HasField("shape"):
         return tuple(blob.shape.dim)
-    return tuple(d for d in (blob.num, blob.channels, blob.height, blob.width))
+    if blob.HasField("num"):      # the legacy 4-D fields of old Caffe files
+        return (blob.num, blob.channels, blob.height, blob.width)
+    return ()                     # a scalar (PReLU's shared slope) has an empty shape
 
 
 def check_solverstate(path, model, scale, solver, cwd):
