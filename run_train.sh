@@ -12,6 +12,7 @@
 #   --weights FILE   start from the weights of a .caffemodel (fine-tuning)
 #   --run-dir DIR    run folder (default runs/MODEL-xN-DATE-TIME/); never overwritten
 #   --no-aug         FSRCNN without the rotation/downscale augmentation (--aug forces it on)
+#   --data DIR       a prepared data folder (tools/prepare_data.py, or one class of tools/mmsr.py)
 #   --engine NAME    Caffe's -engine (Intel Caffe's MKL2017 / MKLDNN), if the binary has it
 #   --gpu ID|all     Caffe's -gpu, for a CUDA build of Caffe
 #   -h, --help       this text
@@ -33,7 +34,7 @@ MODEL=$1; shift
 ARGS=("$MODEL") ENGINE= GPU=
 while [ $# -gt 0 ]; do
     case $1 in
-        --scale|--iters|--solver|--snapshot|--weights|--run-dir) need "$@"; ARGS+=("$1" "$2"); shift 2 ;;
+        --scale|--iters|--solver|--snapshot|--weights|--run-dir|--data) need "$@"; ARGS+=("$1" "$2"); shift 2 ;;
         --resume) ARGS+=(--resume); shift ;;
         --no-aug) ARGS+=(--augment no); shift ;;
         --aug) ARGS+=(--augment yes); shift ;;
@@ -70,7 +71,7 @@ echo "training $MODEL from iteration $START_ITER to $MAX_ITER; log: $LOG (Ctrl-C
 printf '# %s\n' "$(date '+%F %T') $(printf '%q ' "${CMD[@]}")" >>"$LOG"
 
 set +e
-(cd "$RUN_DIR" && GLOG_logtostderr=1 exec "${CMD[@]}") 2>&1 \
+(cd "$RUN_DIR" && GLOG_logtostderr=1 GLOG_minloglevel=0 exec "${CMD[@]}") 2>&1 \
     | "$PY" -m srcaffe.caffelog --log "$LOG" --max-iter "$MAX_ITER" --start-iter "$START_ITER"
 status=("${PIPESTATUS[@]}")
 set -e

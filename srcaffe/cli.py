@@ -1,4 +1,5 @@
 """Shared plumbing for tools/*.py: one-line errors and exit codes."""
+import os
 import sys
 
 from .errors import UserError
@@ -14,4 +15,8 @@ def run_main(main, argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # `tool | head`: the reader left; exit quietly (stdout is closed, so point it at devnull).
+        sys.stdout = open(os.devnull, "w")
+        sys.exit(1)
     sys.exit(code or 0)

@@ -134,8 +134,12 @@ def substitute(text, **fields):
 
 
 def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=False, weights=None,
-                run_dir=None, augment=None, log=print):
-    """Check everything, prepare data and the run folder; return what `caffe train` needs."""
+                run_dir=None, augment=None, data=None, log=print):
+    """Check everything, prepare data and the run folder; return what `caffe train` needs.
+
+    data: a prepared data folder (train.txt, test.txt, meta.json) to use instead of the default
+    one of this model's geometry, e.g. one class of a multi-model split.
+    """
     nets.check_scale(scale)
     nets.architecture(model)
     solver = solver or DEFAULT_SOLVER
@@ -159,9 +163,16 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
         weights = os.path.abspath(weights)
         check_caffemodel(weights, model, scale)
 
-    augment = default_augment(model) if augment is None else augment
-    data = patches.prepare(model, scale, augment=augment, log=log)
-    patches.check_matches(data, model, scale)
+    if data is None and run_dir and os.path.isfile(os.path.join(run_dir, "run.json")):
+        with open(os.path.join(run_dir, "run.json")) as f:
+            data = json.load(f).get("data")   # a resumed run keeps the data it was started with
+    if data:
+        data = os.path.abspath(data)
+        augment = bool(patches.check_matches(data, model, scale).get("augment"))
+    else:
+        augment = default_augment(model) if augment is None else augment
+        data = patches.prepare(model, scale, augment=augment, log=log)
+        patches.check_matches(data, model, scale)
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if run_dir is None:
@@ -198,8 +209,8 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
             raise UserError("%s exists: this segment was started before; resume from a later snapshot" % path)
     with open(net_file(model, scale, "train_test")) as f:
         net_text = f.read()
-    # The committed net names data/<folder>/ relative to the repository; this copy names the real one.
-    net_text = net_text.replace('"data/%s/' % os.path.basename(data), '"%s/' % data)
+    # The committed net names data/<folder>/train.txt; this copy names the folder really used.
+    net_text = re.sub(r'source: "data/[^/"]+/(train|test)\.txt"', r'source: "%s/\1.txt"' % data, net_text)
     with open(net_copy, "w") as f:
         f.write(net_text)
     with open(solver_copy, "w") as f:

@@ -70,7 +70,7 @@ def test_evaluate_tool_on_a_folder(fetched, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--dataset", "/no/such/folder", "--scale", "3"], "/no/such/folder"),
-    (["--dataset", "Set5", "--scale", "3", "--model", "x.caffemodel"], "issue 5"),
+    (["--dataset", "Set5", "--scale", "3", "--model", "x.caffemodel"], "x.caffemodel: not found"),
 ])
 def test_evaluate_tool_errors_are_one_line(fetched, args, message):
     r = run_tool(*args)

@@ -38,8 +38,10 @@ random_seed: 1
 """
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+def run(cmd, env=None, **kw):
+    # Caffe's INFO lines are what these tests read, whatever an earlier import set in os.environ.
+    env = dict(env or os.environ, GLOG_minloglevel="0")
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, **kw)
 
 
 def test_caffe_binary_is_linked_into_venv_and_reports_1_0_0():

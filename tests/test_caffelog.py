@@ -226,7 +226,7 @@ def test_real_caffe_logs_of_a_run_and_its_resumption(tmp_path):
 
     def train(log, *args):   # as run_train.sh does: caffe's output piped through the follower
         caffe = subprocess.Popen([CAFFE, "train"] + list(args), cwd=tmp_path, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, env=dict(os.environ, GLOG_logtostderr="1"))
+                                 stderr=subprocess.STDOUT, env=dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0"))
         follow = subprocess.run([sys.executable, "-m", "srcaffe.caffelog", "--log", str(log)],
                                 stdin=caffe.stdout, capture_output=True, text=True, cwd=REPO)
         caffe.stdout.close()

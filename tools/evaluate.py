@@ -3,10 +3,13 @@ import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspa
 import argparse
 import json
 
-from srcaffe import datasets
+os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
+
+from srcaffe import datasets, official, papers
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 from srcaffe.evaluation import bicubic_upscaler, evaluate, format_table
+from srcaffe.inference import PADS, load_model
 
 DESCRIPTION = """\
 PSNR/SSIM of a super-resolution method, computed as the authors' demo_SR.m does: Y channel of
@@ -16,12 +19,27 @@ shaved from every border, compute_psnr.m and ssim_index.m."""
 EPILOG = """\
 examples:
   python tools/evaluate.py --method bicubic --dataset Set5 --scale 3
+  python tools/evaluate.py --model fsrcnn srcnn --dataset Set5 --scale 3
+  python tools/evaluate.py --model runs/x/fsrcnn_x3_iter_100000.caffemodel --dataset Set14 --scale 3
   python tools/evaluate.py --dataset Set14 --scale 2 --json results/bicubic_set14_x2.json
   python tools/evaluate.py --dataset path/to/my/images --scale 4
 
 --dataset takes a registered set (Set5, Set14, T91; fetch it first with tools/datasets.py fetch)
 or any folder of png/bmp/jpg/tif images. Papers' bicubic rows: Set5 33.66/30.39/28.42,
 Set14 30.23/27.54/26.00 (x2/x3/x4).
+
+--model takes model names (fsrcnn, fsrcnn-s, srcnn, srcnn-935, srcnn-955: the toolkit's
+models/NAME_xS.caffemodel), the authors' released models (official-fsrcnn, official-fsrcnn-s,
+official-srcnn-915, official-srcnn-915-imagenet, official-srcnn-935, official-srcnn-955: see
+models/official/README.md), or .caffemodel files (architecture from --arch, else recognised from
+the weights). Each model is a column next to the --method columns (bicubic by default); on Set5
+and Set14 a 'paper' row gives the published mean PSNR of each column where the papers have one
+(srcaffe/papers.py; FSRCNN: the 91-image training first, as this toolkit trains). The nets have
+no padding: the input border is padded by --pad (replicate: edge pixels repeated, the default;
+or zero).
+
+--json FILE: one dict {"dataset", "scale", "method", "mean_psnr", "mean_ssim", "images"} when a
+single method is evaluated, else a list of such dicts, one per column in table order.
 """
 
 METHODS = {"bicubic": bicubic_upscaler}
@@ -32,31 +50,52 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", action="append", choices=sorted(METHODS),
                    help="method to evaluate; repeat for side-by-side columns (default: bicubic)")
-    p.add_argument("--model", metavar="FILE",
-                   help="a trained model to evaluate (not available yet: needs issue 5, pycaffe inference)")
+    p.add_argument("--model", nargs="+", metavar="M",
+                   help="models to evaluate: names (fsrcnn, srcnn, ...) or .caffemodel files")
+    p.add_argument("--arch", metavar="MODEL", help="architecture of the --model caffemodels (default: recognised)")
+    p.add_argument("--pad", choices=PADS, default="replicate", help="border padding of the net input (default replicate)")
+    p.add_argument("--tile", type=int, metavar="N", help="tile side in LR pixels (default: the largest within about 256 MB of Caffe memory)")
     p.add_argument("--dataset", required=True, metavar="NAME|DIR", help="Set5, Set14, T91 or a folder of images")
     p.add_argument("--scale", type=int, required=True, choices=(2, 3, 4), help="upscaling factor")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON (one dict per method)")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON (a dict, or a list of one per column)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     return p.parse_args(argv)
 
 
+def paper_lines(table, archs, dataset, scale):
+    """A 'paper' row under the table's mean (published mean PSNR per column) and its sources."""
+    found = [papers.published(a, dataset, scale) if a else [] for a in archs]
+    if not any(found):
+        return []
+    width = len(table.splitlines()[1]) - 19 * len(archs)   # format_table: 19 characters per column
+    row = "%-*s" % (width, "paper") + "".join("  %8s %8s" % ("%.2f" % f[0][0] if f else "-", "") for f in found)
+    notes = ["  %s: %s" % (a, "; ".join("%.2f %s" % p for p in f)) for a, f in zip(archs, found) if f]
+    return [row.rstrip(), "published mean PSNR (dB):"] + notes
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if args.model:
-        # Plug point for models: wrap the network as upscaler(lr_y, scale) -> sr_y and add a column.
-        raise UserError("--model %s: model evaluation needs issue 5 (pycaffe inference): not available yet"
-                        % args.model)
+    columns = [(m, m, METHODS[m]) for m in (args.method or ["bicubic"])]   # (label, arch, upscaler)
+    for m in args.model or []:
+        if m in official.MODELS:   # the authors' released weights, with their replicate padding
+            model = official.load_official(m, args.scale, padding=args.pad)
+            columns.append((m, m, model.upscaler))
+            continue
+        model = load_model(m, scale=args.scale, model=args.arch, pad=args.pad, tile=args.tile)
+        label = model.name if m == model.name else os.path.splitext(os.path.basename(m))[0]
+        columns.append((label, model.name, model.upscaler))
     if args.json and os.path.exists(args.json) and not args.force:
         raise UserError("%s: already exists; refusing to overwrite it (use --force)" % args.json)
     images = datasets.list_images(args.dataset)
     registered = not os.path.isdir(args.dataset) and args.dataset.lower() in (k.lower() for k in datasets.DATASETS)
     name = datasets.canonical_name(args.dataset) if registered else os.path.basename(os.path.normpath(args.dataset))
     try:
-        results = [evaluate(METHODS[m], images, args.scale, m, dataset=name) for m in (args.method or ["bicubic"])]
+        results = [evaluate(up, images, args.scale, label, dataset=name) for label, _, up in columns]
     except ValueError as exc:  # e.g. an image too small for the scale / SSIM window
         raise UserError(str(exc)) from None
-    print(format_table(results))
+    table = format_table(results)
+    paper = paper_lines(table, [a for _, a, _ in columns], name, args.scale) if registered else []
+    print("\n".join([table] + paper))
     if args.json:
         payload = results[0] if len(results) == 1 else results
         parent = os.path.dirname(args.json)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Write the prototxt and solver files of every model and scale (pycaffe's net_spec).
 
-Generated, never edited by hand: prototxt/<model>_x<scale>_{train_test,deploy}.prototxt and
-solvers/<model>_x<scale>_{sgd,adam}.prototxt. The train/test nets read the HDF5 lists that
+Generated, never edited by hand: prototxt/<model>_x<scale>_{train_test,deploy}.prototxt,
+solvers/<model>_x<scale>_{sgd,adam}.prototxt, and prototxt/official/ (the authors' released
+models with their replicate padding, see srcaffe/official.py). The train/test nets read the HDF5 lists that
 tools/prepare_data.py writes (paths relative to the repository root, like the authors'
 examples/FSRCNN/train.txt), so `caffe train --solver solvers/fsrcnn_x3_sgd.prototxt` from the
 repository root works once the data is prepared; ./run_train.sh does all of that for you.
@@ -15,7 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import ROOT, nets, patches, training  # noqa: E402
+from srcaffe import ROOT, nets, official, patches, training  # noqa: E402
 from srcaffe.cli import run_main  # noqa: E402
 
 
@@ -35,6 +36,7 @@ def generated_files():
             for solver in training.SOLVERS:
                 files[training.solver_file(model, scale, solver)] = nets.solver_text(
                     model, scale, solver, net_rel, patches.TEST_PATCHES)
+    files.update(official.generated_files())   # deploy nets of the authors' released models
     return files
 
 

@@ -25,10 +25,11 @@ def main(argv=None):
     p.add_argument("--weights")
     p.add_argument("--run-dir")
     p.add_argument("--augment", choices=("yes", "no"))
+    p.add_argument("--data", help="a prepared data folder instead of the model's default")
     a = p.parse_args(argv)
     augment = None if a.augment is None else a.augment == "yes"
     out = training.prepare_run(a.model, a.scale, iters=a.iters, solver=a.solver, snapshot=a.snapshot,
-                               resume=a.resume, weights=a.weights, run_dir=a.run_dir, augment=augment,
+                               resume=a.resume, weights=a.weights, run_dir=a.run_dir, augment=augment, data=a.data,
                                log=lambda msg: print(msg, file=sys.stderr))
     for key, value in out.items():
         print("%s=%s" % (key, value))
