@@ -62,7 +62,12 @@ def _blob_shape(blob):
 
 
 def check_solverstate(path, model, scale, solver, cwd):
-    """A clear sentence instead of Caffe's "Incorrect length of history blobs" abort."""
+    """A clear sentence instead of Caffe's "Incorrect length of history blobs" abort.
+
+    Returns (iteration, solverstate to give Caffe). A solverstate names its .caffemodel
+    (learned_net); when that path is gone but the file lies next to the solverstate (a run folder
+    copied to another machine or folder), a relocated copy naming it is written into `cwd`.
+    """
     from caffe.proto import caffe_pb2
 
     if not os.path.isfile(path):
@@ -87,9 +92,17 @@ def check_solverstate(path, model, scale, solver, cwd):
     if written_by != solver:
         raise UserError("%s was written by the %s solver; resume it with --solver %s" % (path, written_by, written_by))
     learned = state.learned_net if os.path.isabs(state.learned_net) else os.path.join(cwd, state.learned_net)
-    if not os.path.isfile(learned):
+    if os.path.isfile(learned):
+        return state.iter, path
+    beside = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.basename(state.learned_net))
+    if not os.path.isfile(beside):
         raise UserError("%s: its weights %s are missing" % (path, learned))
-    return state.iter
+    state.learned_net = beside
+    relocated = os.path.join(cwd, os.path.basename(path)[:-len(".solverstate")] + ".relocated.solverstate")
+    if not os.path.exists(relocated):
+        with open(relocated, "wb") as f:
+            f.write(state.SerializeToString())
+    return state.iter, relocated
 
 
 def check_caffemodel(path, model, scale):
@@ -193,7 +206,7 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
         raise UserError("%s exists and is not empty; pick another --run-dir" % run_dir)
     os.makedirs(run_dir, exist_ok=True)
 
-    start_iter = check_solverstate(snapshot, model, scale, solver, run_dir) if snapshot else 0
+    start_iter, snapshot = check_solverstate(snapshot, model, scale, solver, run_dir) if snapshot else (0, None)
     with open(solver_file(model, scale, solver)) as f:
         solver_text = f.read()
     max_iter = iters if iters is not None else int(re.search(r"(?m)^max_iter:\s*(\d+)", solver_text).group(1))
@@ -217,7 +230,8 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
         # Short runs print every iteration or so: progress stays visible.
         display = max(1, min(100, (max_iter - start_iter) // 20))
         f.write(substitute(solver_text, net=net_copy, max_iter=max_iter, display=display,
-                           snapshot_prefix=os.path.join(run_dir, "%s_x%d" % (model, scale))))
+                           # relative to the run folder (Caffe's cwd): snapshots stay valid when it moves
+                           snapshot_prefix="%s_x%d" % (model, scale)))
     info.update(model=model, scale=scale, solver=solver, augment=augment, data=data)
     info.setdefault("segments", []).append(dict(started=stamp, start_iter=start_iter, max_iter=max_iter,
                                                 snapshot=snapshot, weights=weights, solver_file=solver_copy))

@@ -156,3 +156,23 @@ def test_data_of_another_scale_is_caught_before_caffe(env, tmp_path):
     with pytest.raises(Exception) as exc:
         patches.check_matches(str(folder), "fsrcnn", 3)
     assert "x2 patches 11->13" in str(exc.value) and "fsrcnn x3 needs 11->19" in str(exc.value)
+
+
+def test_a_moved_run_folder_still_resumes(env, tmp_path):
+    from caffe.proto import caffe_pb2
+    run_dir = tmp_path / "orig"
+    assert run_train(env, "fsrcnn-s", "--iters", 10, "--run-dir", run_dir).returncode == 0
+    moved = tmp_path / "moved"
+    run_dir.rename(moved)
+    # snapshots name their weights relative to the run folder: the moved folder just works
+    out = run_train(env, "fsrcnn-s", "--snapshot", moved / "fsrcnn-s_x3_iter_10.solverstate", "--iters", 15)
+    assert out.returncode == 0, out.stderr[-1500:]
+    # an older solverstate naming an absolute path that is gone: relocated to the file beside it
+    state = caffe_pb2.SolverState()
+    state.ParseFromString((moved / "fsrcnn-s_x3_iter_15.solverstate").read_bytes())
+    state.learned_net = "/gone/elsewhere/fsrcnn-s_x3_iter_15.caffemodel"
+    (moved / "fsrcnn-s_x3_iter_15.solverstate").write_bytes(state.SerializeToString())
+    out = run_train(env, "fsrcnn-s", "--snapshot", moved / "fsrcnn-s_x3_iter_15.solverstate", "--iters", 20)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert (moved / "fsrcnn-s_x3_iter_15.relocated.solverstate").exists()
+    assert (moved / "fsrcnn-s_x3_iter_20.caffemodel").exists()

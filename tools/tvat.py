@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+
+import argparse
+import json
+
+import numpy as np
+
+from srcaffe import datasets, matlab, mmsr
+from srcaffe.cli import run_main
+from srcaffe.errors import UserError
+from srcaffe.images import load_image
+
+DESCRIPTION = """\
+Texture scores (TVAT, total variance above threshold; Yuan et al.'s multi-model SR) of images or
+of their fragments, and their classes.
+
+  VSP(p)  = sum over the 8 neighbours q of p of (I(p) - I(q))^2   (border pixels: the neighbours
+            that exist; RGB: summed over the 3 channels)
+  TVAT    = sum of VSP(p) over pixels with VSP(p) >= --vsp-threshold, divided by rows * cols
+Intensities on the 0-255 scale. --channel y (default) scores the Y of MATLAB rgb2ycbcr, as the
+multi-model SR routes fragments (the nets see Y only); --channel rgb is the paper's version (its
+values are about 3x larger: scale --vsp-threshold and --thresholds accordingly).
+
+Classes: --thresholds a,b,... (K-1 increasing values: class k holds t_k < TVAT <= t_k+1), or
+--classes K: the K-quantiles of the TVAT of the training sub-images of --model's prepared data
+(LR Y sub-images of T91, as tools/mmsr.py split uses; --channel y only)."""
+
+EPILOG = """\
+examples:
+  python tools/tvat.py Set5                                  # one TVAT per image
+  python tools/tvat.py butterfly --fragments 24 --overlap 4 --thresholds 800,3000
+  python tools/tvat.py Set14 --lr 3 --fragments 24 --overlap 4 --classes 2 --hist tvat_set14.png
+  python tools/tvat.py photo.png --channel rgb --vsp-threshold 300 --json scores.json
+
+INPUT: image files, folders, dataset names (Set5, Set14, T91) or dataset image names.
+--lr S scores the bicubic LR image (modcrop, MATLAB imresize 1/S) that an MMSR would cut and route;
+fragment sizes and positions are then in LR pixels."""
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="tools/tvat.py", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder, dataset or dataset image name")
+    p.add_argument("--fragments", type=int, metavar="N", help="score N x N fragments instead of whole images")
+    p.add_argument("--overlap", type=int, default=mmsr.DEFAULT_OVERLAP, metavar="K",
+                   help="overlap of neighbouring fragments in pixels (default %d)" % mmsr.DEFAULT_OVERLAP)
+    p.add_argument("--channel", choices=("y", "rgb"), default="y", help="score Y (default) or RGB summed over channels")
+    p.add_argument("--lr", type=int, choices=(2, 3, 4), metavar="S", help="score the bicubic 1/S LR image")
+    p.add_argument("--vsp-threshold", type=float, default=mmsr.VSP_THRESHOLD, metavar="T",
+                   help="VSP threshold (default %g)" % mmsr.VSP_THRESHOLD)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--thresholds", metavar="A,B", help="class thresholds on TVAT, increasing")
+    g.add_argument("--classes", type=int, metavar="K", help="K classes from the training set's quantiles")
+    p.add_argument("--model", default="fsrcnn", help="--classes: whose training data (default fsrcnn)")
+    p.add_argument("--scale", type=int, default=3, choices=(2, 3, 4), help="--classes: its scale (default 3)")
+    p.add_argument("--no-aug", action="store_true", help="--classes: the training data without augmentation")
+    p.add_argument("--hist", metavar="PNG", help="write a histogram with the class boundaries")
+    p.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    p.add_argument("--force", action="store_true", help="overwrite existing --hist / --json files")
+    return p.parse_args(argv)
+
+
+def input_images(items):
+    paths = []
+    for item in items:
+        if os.path.isdir(item) or (not os.path.exists(item) and item.lower() in (k.lower() for k in datasets.DATASETS)):
+            paths += datasets.list_images(item)
+        else:
+            paths.append(datasets.resolve_image(item))
+    return paths
+
+
+def image_values(path, channel, lr):
+    """The array that is scored, on the 0-255 scale: HxW (Y) or HxWx3 (RGB)."""
+    img = load_image(path)
+    if channel == "rgb":
+        img = np.dstack([img] * 3) if img.ndim == 2 else img
+        if lr:
+            img = matlab.imresize(matlab.modcrop(img, lr), 1.0 / lr)
+        return np.asarray(img, dtype=np.float64)
+    y = matlab.im2double(matlab.rgb2y(img))
+    if lr:
+        y = matlab.imresize(matlab.modcrop(y, lr), 1.0 / lr)   # demo_SR.m's im_l
+    return y * mmsr.INTENSITY
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    for out in (a.hist, a.json):
+        if out and os.path.exists(out) and not a.force:
+            raise UserError("%s: already exists; refusing to overwrite it (use --force)" % out)
+        if out and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+            raise UserError("%s: folder %s does not exist" % (out, os.path.dirname(os.path.abspath(out))))
+    if a.fragments is not None:
+        mmsr.fragment_starts(a.fragments + 1, a.fragments, a.overlap)   # validates
+    thresholds, reference = [], None
+    if a.thresholds:
+        thresholds = mmsr.parse_thresholds(a.thresholds)
+    elif a.classes is not None:
+        if a.channel != "y":
+            raise UserError("--classes takes quantiles of the training sub-images, which are Y: use --channel y "
+                            "(or give --thresholds for RGB scores)")
+        if a.classes < 2:
+            raise UserError("--classes must be at least 2, not %d" % a.classes)
+        thresholds, reference = mmsr.training_thresholds(a.model, a.scale, a.classes, augment=not a.no_aug,
+                                                         vsp_threshold=a.vsp_threshold,
+                                                         log=lambda m: print(m, file=sys.stderr))
+    rows = []
+    for path in input_images(a.inputs):
+        values = image_values(path, a.channel, a.lr)
+        frags = (mmsr.fragments(values.shape, a.fragments, a.overlap) if a.fragments
+                 else [(0, 0) + values.shape[:2]])
+        scores = mmsr.score_fragments(values, frags, a.vsp_threshold, channels=a.channel == "rgb")
+        classes = mmsr.classify(scores, thresholds) if thresholds else [None] * len(frags)
+        name = os.path.splitext(os.path.basename(path))[0]
+        for (y, x, h, w), s, k in zip(frags, scores, classes):
+            rows.append(dict(image=name, y=y, x=x, h=h, w=w, tvat=float(s), cls=None if k is None else int(k)))
+
+    width = max(len(r["image"]) for r in rows)
+    head = "%-*s" % (width, "image") + ("  %-19s" % "fragment y,x hxw" if a.fragments else "") + "  %10s" % "TVAT"
+    print(head + ("  class" if thresholds else ""))
+    for r in rows:
+        line = "%-*s" % (width, r["image"])
+        if a.fragments:
+            line += "  %-19s" % ("%d,%d %dx%d" % (r["y"], r["x"], r["h"], r["w"]))
+        line += "  %10.2f" % r["tvat"]
+        print(line + ("  %5d" % r["cls"] if thresholds else ""))
+    scores = np.array([r["tvat"] for r in rows])
+    summary = "%d %s, TVAT %.2f .. %.2f (median %.2f)" % (len(rows), "fragments" if a.fragments else "images",
+                                                        scores.min(), scores.max(), np.median(scores))
+    if thresholds:
+        counts = np.bincount([r["cls"] for r in rows], minlength=len(thresholds) + 1)
+        summary += "; thresholds %s%s; per class: %s" % (
+            ",".join("%.6g" % t for t in thresholds),
+            " (%d-quantiles of %d %s x%d training sub-images)" % (a.classes, len(reference), a.model, a.scale)
+            if reference is not None else "", " ".join("%d:%d" % (k, c) for k, c in enumerate(counts)))
+    print(summary)
+    if a.hist:
+        title = "TVAT (%s, VSP threshold %g%s)" % (a.channel.upper(), a.vsp_threshold, ", LR x1/%d" % a.lr if a.lr else "")
+        mmsr.histogram(a.hist, scores, thresholds, reference=reference, title=title,
+                       labels=("fragments" if a.fragments else "images", "training sub-images"))
+        print("wrote %s" % a.hist)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(dict(channel=a.channel, lr=a.lr, vsp_threshold=a.vsp_threshold, thresholds=thresholds,
+                           fragments=a.fragments, overlap=a.overlap if a.fragments else None, rows=rows), f, indent=1)
+        print("wrote %s" % a.json)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
