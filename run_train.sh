@@ -10,6 +10,9 @@
 #   --snapshot FILE  resume from a .solverstate (continues in that run's folder)
 #   --resume         resume from the newest .solverstate of --run-dir
 #   --weights FILE   start from the weights of a .caffemodel (fine-tuning)
+#   --deconv-only    train only the deconvolution: FSRCNN x2/x4 from an x3 model, the paper's way
+#                    (./run_train.sh fsrcnn --scale 2 --deconv-only --weights fsrcnn_x3.caffemodel)
+#   --base-lr LR     this segment's learning rate instead of the solver's (e.g. lower, to finish)
 #   --run-dir DIR    run folder (default runs/MODEL-xN-DATE-TIME/); never overwritten
 #   --no-aug         FSRCNN without the rotation/downscale augmentation (--aug forces it on)
 #   --data DIR       a prepared data folder (tools/prepare_data.py, or one class of tools/mmsr.py)
@@ -34,8 +37,9 @@ MODEL=$1; shift
 ARGS=("$MODEL") ENGINE= GPU=
 while [ $# -gt 0 ]; do
     case $1 in
-        --scale|--iters|--solver|--snapshot|--weights|--run-dir|--data) need "$@"; ARGS+=("$1" "$2"); shift 2 ;;
+        --scale|--iters|--solver|--snapshot|--weights|--run-dir|--data|--base-lr) need "$@"; ARGS+=("$1" "$2"); shift 2 ;;
         --resume) ARGS+=(--resume); shift ;;
+        --deconv-only) ARGS+=(--deconv-only); shift ;;
         --no-aug) ARGS+=(--augment no); shift ;;
         --aug) ARGS+=(--augment yes); shift ;;
         --engine) need "$@"; ENGINE=$2; shift 2 ;;

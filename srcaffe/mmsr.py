@@ -601,10 +601,11 @@ class MMSR:
         self.members = list(members)
         if not self.members:
             raise UserError("MMSR needs at least one model")
-        self.thresholds = check_thresholds(thresholds) if len(self.members) > 1 else list(thresholds or [])
-        if len(self.thresholds) != len(self.members) - 1:
+        thresholds = list(thresholds or [])
+        if len(thresholds) != len(self.members) - 1:
             raise UserError("%d models need %d thresholds, got %d"
-                            % (len(self.members), len(self.members) - 1, len(self.thresholds)))
+                            % (len(self.members), len(self.members) - 1, len(thresholds)))
+        self.thresholds = check_thresholds(thresholds) if thresholds else []
         scales = {m.scale for m in self.members}
         if len(scales) != 1:
             raise UserError("the class models have different scales: %s" % sorted(scales))

@@ -119,8 +119,12 @@ def check_scale(scale):
 
 # ---- prototxt ---------------------------------------------------------------------------------
 
-def _net_spec(model, scale, data):
-    """Build a NetSpec: `data(n)` adds the input layer(s); returns (spec, last top)."""
+def _net_spec(model, scale, data, frozen=False):
+    """Build a NetSpec: `data(n)` adds the input layer(s); returns (spec, last top).
+
+    frozen: lr_mult 0 on every layer but the last, the paper's way to get x2/x4 FSRCNN from the
+    x3 model (only the deconvolution is fine-tuned; its weights have the same shape at every scale).
+    """
     from caffe import layers as L, params as P, NetSpec
 
     n = NetSpec()
@@ -129,7 +133,9 @@ def _net_spec(model, scale, data):
     spec = layers(model, scale)
     fsrcnn = isinstance(architecture(model), FSRCNN)
     for i, layer in enumerate(spec):
-        params = [dict(lr_mult=layer.lr_mult[0]), dict(lr_mult=layer.lr_mult[1])]
+        last = i == len(spec) - 1
+        lr_mult = (0, 0) if frozen and not last else layer.lr_mult
+        params = [dict(lr_mult=lr_mult[0]), dict(lr_mult=lr_mult[1])]
         conv_param = dict(num_output=layer.num_output, kernel_size=layer.kernel, stride=layer.stride,
                           pad=layer.pad, weight_filler=dict(type="gaussian", std=layer.std),
                           bias_filler=dict(type="constant", value=0))
@@ -138,14 +144,16 @@ def _net_spec(model, scale, data):
         else:
             top = L.Deconvolution(top, param=params, convolution_param=conv_param)
         setattr(n, layer.name, top)
-        if i < len(spec) - 1:   # every conv but the last is followed by its activation, in place
-            act = (L.PReLU(top, prelu_param=dict(channel_shared=True), in_place=True) if fsrcnn
-                   else L.ReLU(top, in_place=True))
+        if not last:   # every conv but the last is followed by its activation, in place
+            prelu = dict(prelu_param=dict(channel_shared=True), in_place=True)
+            if frozen:
+                prelu["param"] = [dict(lr_mult=0)]
+            act = L.PReLU(top, **prelu) if fsrcnn else L.ReLU(top, in_place=True)
             setattr(n, ("prelu" if fsrcnn else "relu") + layer.name[4:], act)
     return n, top
 
 
-def train_test_net(model, scale, train_source, test_source, label_size):
+def train_test_net(model, scale, train_source, test_source, label_size, frozen=False):
     """Train/test prototxt (HDF5Data), EuclideanLoss, and a test-phase PSNR computed by Caffe."""
     def data(n, L, P):
         n.data, n.label = L.HDF5Data(hdf5_data_param=dict(source=train_source, batch_size=TRAIN_BATCH),
@@ -154,7 +162,7 @@ def train_test_net(model, scale, train_source, test_source, label_size):
                                                include=dict(phase=1), ntop=2)
     from caffe import layers as L
 
-    n, top = _net_spec(model, scale, data)
+    n, top = _net_spec(model, scale, data, frozen)
     n.loss = L.EuclideanLoss(top, n.label)
     # Test-phase PSNR on [0,1], computed by Caffe's own layers (no Python layer): a second,
     # weightless Euclidean loss (so `loss` stays a reported output) gives sum(diff^2) / (2*batch);
@@ -165,7 +173,8 @@ def train_test_net(model, scale, train_source, test_source, label_size):
     text = str(n.to_proto())
     # net_spec names tops uniquely; Caffe's TRAIN/TEST data layers must share the tops data/label.
     text = text.replace('"test_data"', '"data"').replace('"test_label"', '"label"')
-    return 'name: "%s_x%d"\n%s' % (model.upper().replace("-", "_"), scale, text)
+    name = "%s_x%d%s" % (model.upper().replace("-", "_"), scale, "_deconv_only" if frozen else "")
+    return 'name: "%s"\n%s' % (name, text)
 
 
 def deploy_net(model, scale, height=None, width=None):

@@ -147,12 +147,15 @@ def substitute(text, **fields):
 
 
 def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=False, weights=None,
-                run_dir=None, augment=None, data=None, log=print):
+                run_dir=None, augment=None, data=None, base_lr=None, deconv_only=False, log=print):
     """Check everything, prepare data and the run folder; return what `caffe train` needs.
 
     data: a prepared data folder (train.txt, test.txt, meta.json) to use instead of the default
     one of this model's geometry, e.g. one class of a multi-model split.
+    base_lr: this segment's learning rate instead of the solver's (e.g. a lower one to finish).
+    deconv_only: train only the last layer (FSRCNN x2/x4 from the x3 model given by `weights`).
     """
+    net_kind = "deconv_train_test" if deconv_only else "train_test"
     nets.check_scale(scale)
     nets.architecture(model)
     solver = solver or DEFAULT_SOLVER
@@ -160,9 +163,13 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
         raise UserError("unknown solver '%s' (known: %s)" % (solver, ", ".join(SOLVERS)))
     if snapshot and weights:
         raise UserError("--snapshot and --weights exclude each other (resume, or fine-tune)")
-    for path, what in ((net_file(model, scale, "train_test"), "net"), (solver_file(model, scale, solver), "solver")):
+    if deconv_only and not (isinstance(nets.architecture(model), nets.FSRCNN) and scale != 3):
+        raise UserError("--deconv-only is for FSRCNN at x2/x4, fine-tuned from an x3 model (--weights)")
+    for path, what in ((net_file(model, scale, net_kind), "net"), (solver_file(model, scale, solver), "solver")):
         if not os.path.isfile(path):
             raise UserError("%s: %s missing; regenerate with tools/make_nets.py" % (path, what))
+    if base_lr is not None and not base_lr > 0:
+        raise UserError("--base-lr must be positive, not %s" % base_lr)
     if resume and not snapshot:
         if not run_dir:
             raise UserError("--resume needs --run-dir DIR (or give --snapshot FILE)")
@@ -220,7 +227,7 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
     for path in (net_copy, solver_copy):
         if os.path.exists(path):
             raise UserError("%s exists: this segment was started before; resume from a later snapshot" % path)
-    with open(net_file(model, scale, "train_test")) as f:
+    with open(net_file(model, scale, net_kind)) as f:
         net_text = f.read()
     # The committed net names data/<folder>/train.txt; this copy names the folder really used.
     net_text = re.sub(r'source: "data/[^/"]+/(train|test)\.txt"', r'source: "%s/\1.txt"' % data, net_text)
@@ -229,12 +236,15 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
     with open(solver_copy, "w") as f:
         # Short runs print every iteration or so: progress stays visible.
         display = max(1, min(100, (max_iter - start_iter) // 20))
+        if base_lr is not None:
+            solver_text = substitute(solver_text, base_lr=base_lr)
         f.write(substitute(solver_text, net=net_copy, max_iter=max_iter, display=display,
                            # relative to the run folder (Caffe's cwd): snapshots stay valid when it moves
                            snapshot_prefix="%s_x%d" % (model, scale)))
     info.update(model=model, scale=scale, solver=solver, augment=augment, data=data)
     info.setdefault("segments", []).append(dict(started=stamp, start_iter=start_iter, max_iter=max_iter,
-                                                snapshot=snapshot, weights=weights, solver_file=solver_copy))
+                                                snapshot=snapshot, weights=weights, solver_file=solver_copy,
+                                                base_lr=base_lr, deconv_only=deconv_only))
     with open(info_path, "w") as f:
         json.dump(info, f, indent=1)
     return dict(RUN_DIR=run_dir, SOLVER=solver_copy, START_ITER=start_iter, MAX_ITER=max_iter,

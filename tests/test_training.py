@@ -176,3 +176,21 @@ def test_a_moved_run_folder_still_resumes(env, tmp_path):
     assert out.returncode == 0, out.stderr[-1500:]
     assert (moved / "fsrcnn-s_x3_iter_15.relocated.solverstate").exists()
     assert (moved / "fsrcnn-s_x3_iter_20.caffemodel").exists()
+
+
+def test_x2_from_x3_fine_tunes_only_the_deconvolution(env, tmp_path):
+    import caffe
+    x3 = tmp_path / "x3"
+    assert run_train(env, "fsrcnn-s", "--iters", 10, "--run-dir", x3).returncode == 0
+    x3_model = x3 / "fsrcnn-s_x3_iter_10.caffemodel"
+    out = run_train(env, "fsrcnn-s", "--scale", 2, "--no-aug", "--deconv-only", "--weights", x3_model,
+                    "--iters", 10, "--base-lr", 0.01, "--run-dir", tmp_path / "x2")
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert "base_lr: 0.01" in (tmp_path / "x2" / "solver-start.prototxt").read_text()
+    before = caffe.Net(training.net_file("fsrcnn-s", 3, "deploy"), str(x3_model), caffe.TEST)
+    after = caffe.Net(training.net_file("fsrcnn-s", 2, "deploy"), str(tmp_path / "x2" / "fsrcnn-s_x2_iter_10.caffemodel"),
+                      caffe.TEST)
+    for name in before.params:
+        same = all(np.array_equal(a.data, b.data) for a, b in zip(before.params[name], after.params[name]))
+        assert same == (name != "conv3"), name      # everything frozen but the deconvolution
+    one_line_error(run_train(env, "fsrcnn-s", "--deconv-only", "--iters", 5), "--deconv-only")

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Write the prototxt and solver files of every model and scale (pycaffe's net_spec).
 
-Generated, never edited by hand: prototxt/<model>_x<scale>_{train_test,deploy}.prototxt,
+Generated, never edited by hand: prototxt/<model>_x<scale>_{train_test,deploy}.prototxt (and
+for FSRCNN x2/x4 _deconv_train_test.prototxt: only the deconvolution learns),
 solvers/<model>_x<scale>_{sgd,adam}.prototxt, and prototxt/official/ (the authors' released
 models with their replicate padding, see srcaffe/official.py). The train/test nets read the HDF5 lists that
 tools/prepare_data.py writes (paths relative to the repository root, like the authors'
@@ -32,6 +33,10 @@ def generated_files():
                                              "data/%s/test.txt" % folder, g.label_size)
             net_rel = os.path.relpath(training.net_file(model, scale, "train_test"), ROOT)
             files[training.net_file(model, scale, "train_test")] = train_test
+            if model.startswith("fsrcnn") and scale != 3:   # x2/x4 from x3: fine-tune the deconvolution
+                files[training.net_file(model, scale, "deconv_train_test")] = nets.train_test_net(
+                    model, scale, "data/%s/train.txt" % folder, "data/%s/test.txt" % folder, g.label_size,
+                    frozen=True)
             files[training.net_file(model, scale, "deploy")] = nets.deploy_net(model, scale)
             for solver in training.SOLVERS:
                 files[training.solver_file(model, scale, solver)] = nets.solver_text(

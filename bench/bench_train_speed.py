@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+"""Benchmark: training speed of FSRCNN(56,12,4) x3, batch 128, in ms per iteration, side by side:
+
+  - every Caffe build given (default: the OpenBLAS and MKL builds of the current recipe in the
+    build cache, and the one linked into the venv), each with
+      `caffe time`   forward+backward of the train net on the real HDF5 batches (no solver), and
+                     the share of it spent in the PReLU layers (Caffe's per-layer timing);
+      `caffe train`  a few hundred iterations of the Adam solver on the real HDF5 data, ms/iteration
+                     from the timestamps of its log (the first `--warmup` iterations left out);
+  - PyTorch on the CPU, the identical network and batch (PReLU with one shared slope, the same
+    conv/deconv shapes, EuclideanLoss = sum of squares / 2N, Adam with Caffe's lr_mult):
+    forward+backward (as `caffe time`) and a full Adam step (as `caffe train`). PyTorch is not a
+    requirement of the toolkit: without it a note says how to add it for this bench only.
+
+Measurements are interleaved (every engine once per round, `--repeat` rounds) and the median
+and range of the rounds are printed, with the machine's load: another busy process on the cores
+makes every figure slower and noisier.
+
+  python bench/bench_train_speed.py                    # builds of the current recipe + PyTorch
+  python bench/bench_train_speed.py --all-cached       # every complete build in the cache (before/after)
+  python bench/bench_train_speed.py --caffe PATH/bin/caffe --caffe OTHER/bin/caffe --no-torch
+  python bench/bench_train_speed.py --threads 1        # OMP/OpenBLAS/MKL/torch threads
+
+Needs the FSRCNN x3 training data (python tools/prepare_data.py fsrcnn --scale 3, or a first
+./run_train.sh fsrcnn).
+"""
+import argparse
+import glob
+import hashlib
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from srcaffe import ROOT, caffelog, nets, patches, training  # noqa: E402
+
+MODEL, SCALE, BATCH = "fsrcnn", 3, nets.TRAIN_BATCH
+CAFFE_VERSION = "1.0.0"
+
+
+# ---- which Caffe builds ----------------------------------------------------------------------
+
+def cache_dir():
+    return os.environ.get("SRCAFFE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "srcaffe")
+
+
+def recipe_key(blas):
+    """The cache key tools/setup.sh computes for a BLAS with this venv (same bytes, same hash)."""
+    import numpy
+    tools = os.path.join(ROOT, "tools")
+    h = hashlib.sha256()
+    files = [os.path.join(tools, "build_caffe.sh")]
+    files += sorted(glob.glob(os.path.join(tools, "caffe-patches", "*.patch")))
+    files += sorted(glob.glob(os.path.join(tools, "caffe-patches", "fallback", "*.patch")))
+    for f in files:
+        with open(f, "rb") as fh:
+            h.update(fh.read())
+    h.update(("%s py%d.%d numpy%s gpu%s src%s\n" % (blas, sys.version_info[0], sys.version_info[1],
+              numpy.__version__, os.environ.get("CAFFE_GPU") or 0,
+              os.environ.get("CAFFE_SRC") or "debian")).encode())
+    return h.hexdigest()[:12]
+
+
+def libcaffe_of(binary):
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(binary)))
+    for cand in glob.glob(os.path.join(prefix, "lib", "libcaffe.so*")):
+        return cand
+    return None
+
+
+def describe(binary):
+    """(BLAS, whether PReLU/ReLU run on OpenMP threads) from what libcaffe links."""
+    lib = libcaffe_of(binary) or binary
+    try:
+        ldd = subprocess.run(["ldd", lib], capture_output=True, text=True).stdout
+    except OSError:
+        ldd = ""
+    blas = ("MKL" if "mkl" in ldd else "OpenBLAS" if "openblas" in ldd
+            else "ATLAS" if "atlas" in ldd else "BLAS?")
+    # libgomp comes with -fopenmp (caffe-patches/0002); a stock build does not link it
+    return blas, "OpenMP PReLU/ReLU" if "libgomp" in ldd else "stock layers"
+
+
+def default_builds(all_cached):
+    """[(label, binary)], plus lines about the expected builds that are missing."""
+    cache, out, notes, seen = cache_dir(), [], [], set()
+
+    def add(label, binary):
+        real = os.path.realpath(binary)
+        if real not in seen:
+            seen.add(real)
+            out.append((label, binary))
+
+    linked = os.path.join(sys.prefix, "bin", "caffe")
+    for blas in ("open", "mkl"):
+        key = recipe_key(blas)
+        prefix = os.path.join(cache, "caffe-%s-%s-%s" % (CAFFE_VERSION, blas, key))
+        binary = os.path.join(prefix, "bin", "caffe")
+        if os.path.isfile(os.path.join(prefix, ".complete")) and os.access(binary, os.X_OK):
+            add("%s (current recipe %s)" % (blas, key), binary)
+        else:
+            how = "tools/setup.sh" + (" --blas mkl" if blas == "mkl" else "")
+            notes.append("missing: the %s build of the current recipe (%s); build it with %s%s"
+                         % ("OpenBLAS" if blas == "open" else "MKL", prefix, how,
+                            " (that also links it into the venv; tools/setup.sh links OpenBLAS back)"
+                            if blas == "mkl" else ""))
+    if all_cached:
+        for prefix in sorted(glob.glob(os.path.join(cache, "caffe-*-*-*"))):
+            binary = os.path.join(prefix, "bin", "caffe")
+            if os.path.isfile(os.path.join(prefix, ".complete")) and os.access(binary, os.X_OK):
+                blas, key = os.path.basename(prefix).split("-")[-2:]
+                add("%s (cached %s)" % (blas, key), binary)
+    if os.access(linked, os.X_OK):
+        add("linked into the venv", linked)
+    else:
+        notes.append("missing: no caffe linked into the venv (run tools/setup.sh)")
+    return out, notes
+
+
+# ---- Caffe --------------------------------------------------------------------------------------
+
+def caffe_env(threads):
+    env = dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1")
+    if threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
+    return env
+
+
+def prelu_layers():
+    text = open(training.net_file(MODEL, SCALE, "train_test")).read()
+    return set(re.findall(r'name: "(\w+)"\s+type: "PReLU"', text))
+
+
+def caffe_time(binary, iters, env):
+    """(ms forward+backward per iteration, ms of it in PReLU layers)."""
+    net = training.net_file(MODEL, SCALE, "train_test")
+    out = subprocess.run([binary, "time", "-model", net, "-iterations", str(iters)],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    text = out.stdout + out.stderr
+    total = re.search(r"Average Forward-Backward: ([\d.]+) ms", text)
+    if out.returncode != 0 or not total:
+        raise RuntimeError("caffe time failed:\n" + "\n".join(text.splitlines()[-8:]))
+    prelu, names = 0.0, prelu_layers()
+    for name, ms in re.findall(r"\]\s+(\w+)\s+(?:forward|backward): ([\d.]+) ms", text):
+        if name in names:
+            prelu += float(ms)
+    return float(total.group(1)), prelu
+
+
+def caffe_train(binary, iters, warmup, env, tmp):
+    """ms per iteration of `caffe train` (Adam), from the log's timestamps after `warmup` iters."""
+    with open(training.solver_file(MODEL, SCALE, "adam")) as f:
+        text = f.read()
+    text = training.substitute(text, net=training.net_file(MODEL, SCALE, "train_test"),
+                               max_iter=iters, display=10, test_interval=10 ** 8,
+                               snapshot=0, snapshot_prefix=os.path.join(tmp, "snap"))
+    text += "test_initialization: false\nsnapshot_after_train: false\n"
+    solver = os.path.join(tmp, "solver.prototxt")
+    with open(solver, "w") as f:
+        f.write(text)
+    start = time.perf_counter()
+    out = subprocess.run([binary, "train", "-solver", solver], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError("caffe train failed:\n" + "\n".join(out.stderr.splitlines()[-8:]))
+    rows = [r for r in caffelog.parse_log(out.stderr.splitlines())["train"] if r["seconds"] is not None]
+    rows = [r for r in rows if r["iter"] >= warmup]
+    if len(rows) < 2:
+        raise RuntimeError("caffe train: too few iterations logged (raise --train-iters)")
+    ms = 1000.0 * (rows[-1]["seconds"] - rows[0]["seconds"]) / (rows[-1]["iter"] - rows[0]["iter"])
+    return ms, wall
+
+
+# ---- PyTorch ------------------------------------------------------------------------------------
+
+class TorchBench:
+    """FSRCNN(56,12,4) x3 exactly as the Caffe train net: same layers, fillers, loss, Adam."""
+
+    def __init__(self, data, label, threads):
+        import torch
+        from torch import nn
+
+        self.torch = torch
+        if threads:
+            torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        layers, params, n_in = [], [], 1
+        spec = nets.layers(MODEL, SCALE)
+        for i, l in enumerate(spec):
+            if l.kind == "conv":
+                m = nn.Conv2d(n_in, l.num_output, l.kernel, stride=l.stride, padding=l.pad)
+            else:   # Caffe Deconvolution: out = stride*(in-1) + kernel - 2*pad, as ConvTranspose2d
+                m = nn.ConvTranspose2d(n_in, l.num_output, l.kernel, stride=l.stride, padding=l.pad)
+            nn.init.normal_(m.weight, std=l.std)
+            nn.init.zeros_(m.bias)
+            layers.append(m)
+            params += [{"params": [m.weight], "lr": 1e-3 * l.lr_mult[0]},
+                       {"params": [m.bias], "lr": 1e-3 * l.lr_mult[1]}]
+            if i < len(spec) - 1:
+                act = nn.PReLU(num_parameters=1, init=0.25)   # channel_shared: one slope
+                layers.append(act)
+                params.append({"params": list(act.parameters()), "lr": 1e-3})
+            n_in = l.num_output
+        self.net = nn.Sequential(*layers)
+        self.opt = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+        self.data, self.label = torch.from_numpy(data), torch.from_numpy(label)
+        self.batches = len(data) // BATCH
+        self.i = 0
+        out = self.net(self.data[:1])
+        assert out.shape[-2:] == self.label.shape[-2:], (out.shape, self.label.shape)
+
+    def _batch(self):
+        b = self.i % self.batches
+        self.i += 1
+        return self.data[b * BATCH:(b + 1) * BATCH], self.label[b * BATCH:(b + 1) * BATCH]
+
+    def _fwd_bwd(self):
+        x, y = self._batch()
+        self.opt.zero_grad(set_to_none=False)
+        loss = ((self.net(x) - y) ** 2).sum() / (2 * x.shape[0])   # Caffe's EuclideanLoss
+        loss.backward()
+        return loss
+
+    def fwd_bwd_ms(self, iters):
+        for _ in range(5):
+            self._fwd_bwd()
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            self._fwd_bwd()
+        return 1000.0 * (time.perf_counter() - t0) / iters
+
+    def train_ms(self, iters):
+        for _ in range(5):
+            self._fwd_bwd()
+            self.opt.step()
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            self._fwd_bwd()
+            self.opt.step()
+        return 1000.0 * (time.perf_counter() - t0) / iters
+
+
+def load_batches(n):
+    import h5py
+    import numpy as np
+    folder = patches.data_dir(MODEL, SCALE, augment=True)
+    with open(os.path.join(folder, "train.txt")) as f:
+        first = f.readline().strip()
+    path = first if os.path.isabs(first) else os.path.join(ROOT, first)
+    with h5py.File(path, "r") as h:
+        return (np.ascontiguousarray(h["data"][:n], dtype=np.float32),
+                np.ascontiguousarray(h["label"][:n], dtype=np.float32))
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+def conditions(threads):
+    import platform
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()
+    lines = ["machine: %s, %d cores (%s), Python %s" % (cpu, os.cpu_count(), platform.platform(terse=True),
+                                                           platform.python_version()),
+             "threads: %s" % ("%d (OMP/OPENBLAS/MKL_NUM_THREADS, torch)" % threads if threads
+                              else "library defaults (all cores)"),
+             "load average before: %.2f %.2f %.2f" % load]
+    if load[0] > 0.5:
+        lines.append("note: the machine is busy (load %.1f on %d cores): another process shares the "
+                     "cores, so every figure is slower and noisier than on an idle machine"
+                     % (load[0], os.cpu_count()))
+    return lines
+
+
+def fmt(values, digits=1):
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return "%.*f" % (digits, med)
+    return "%.*f (%.*f-%.*f)" % (digits, med, digits, min(values), digits, max(values))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--caffe", action="append", default=[], metavar="PATH",
+                   help="a caffe binary to time (repeatable; replaces the default builds)")
+    p.add_argument("--all-cached", action="store_true", help="also every complete build in the cache")
+    p.add_argument("--time-iters", type=int, default=50, help="caffe time -iterations (default 50)")
+    p.add_argument("--train-iters", type=int, default=300, help="caffe train iterations (default 300)")
+    p.add_argument("--warmup", type=int, default=50, help="training iterations left out (default 50)")
+    p.add_argument("--torch-iters", type=int, default=100, help="PyTorch iterations per figure (default 100)")
+    p.add_argument("--repeat", type=int, default=3, help="rounds; median and range reported (default 3)")
+    p.add_argument("--threads", type=int, default=0, help="threads for every engine (default: library defaults)")
+    p.add_argument("--no-train", action="store_true", help="skip `caffe train` (only `caffe time`)")
+    p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    a = p.parse_args(argv)
+
+    if a.caffe:
+        builds, notes = [], []
+        for path in a.caffe:
+            if os.access(path, os.X_OK):
+                builds.append((os.path.dirname(os.path.dirname(os.path.realpath(path))), path))
+            else:
+                notes.append("missing: %s (not an executable caffe)" % path)
+        if a.all_cached:
+            more, _ = default_builds(True)
+            builds += [b for b in more if os.path.realpath(b[1]) not in {os.path.realpath(x[1]) for x in builds}]
+    else:
+        builds, notes = default_builds(a.all_cached)
+
+    data_dir = patches.data_dir(MODEL, SCALE, augment=True)
+    if not os.path.isfile(os.path.join(data_dir, "train.txt")):
+        print("error: no training data in %s; run: python tools/prepare_data.py %s --scale %d"
+              % (os.path.relpath(data_dir, ROOT), MODEL, SCALE), file=sys.stderr)
+        return 2
+
+    torch_bench, torch_note = None, None
+    if not a.no_torch:
+        try:
+            import torch
+            torch_bench = TorchBench(*load_batches(BATCH * 20), threads=a.threads)
+            torch_label = "PyTorch %s CPU (%d threads)" % (torch.__version__, torch.get_num_threads())
+        except ImportError:
+            torch_note = ("note: PyTorch is not installed, so it is not compared; it is not a requirement "
+                          "of the toolkit: for this bench only, %s -m pip install torch==2.13.0" % sys.executable)
+
+    print("FSRCNN(56,12,4) x%d, batch %d, ms per iteration (median of %d rounds, range in brackets)"
+          % (SCALE, BATCH, a.repeat))
+    for line in conditions(a.threads) + notes + ([torch_note] if torch_note else []):
+        print(line)
+    print()
+
+    env = caffe_env(a.threads)
+    results = {b: {"time": [], "prelu": [], "train": []} for b in builds}
+    tres = {"fb": [], "train": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(a.repeat):
+            for b in builds:
+                try:
+                    ms, prelu = caffe_time(b[1], a.time_iters, env)
+                    results[b]["time"].append(ms)
+                    results[b]["prelu"].append(100.0 * prelu / ms)
+                    if not a.no_train:
+                        results[b]["train"].append(caffe_train(b[1], a.train_iters, a.warmup, env, tmp)[0])
+                except RuntimeError as e:
+                    results[b]["error"] = str(e)
+            if torch_bench is not None:
+                tres["fb"].append(torch_bench.fwd_bwd_ms(a.torch_iters))
+                tres["train"].append(torch_bench.train_ms(a.torch_iters))
+            print("round %d/%d done" % (r + 1, a.repeat), file=sys.stderr)
+
+    head = "%-44s %-24s %-10s %-24s" % ("engine", "fwd+bwd (caffe time)", "PReLU %", "train step (Adam)")
+    print(head)
+    print("-" * len(head))
+    for b in builds:
+        blas, omp = describe(b[1])
+        res = results[b]
+        label = "Caffe %s %s, %s" % (CAFFE_VERSION, blas, omp)
+        print("%-44s %-24s %-10s %-24s" % (label, fmt(res["time"]), fmt(res["prelu"], 0),
+                                            fmt(res["train"]) if not a.no_train else "skipped"))
+        print("    %s: %s" % (b[0], b[1]))
+        if "error" in res:
+            print("    error: " + res["error"].replace("\n", "\n    "))
+    if torch_bench is not None:
+        print("%-44s %-24s %-10s %-24s" % (torch_label, fmt(tres["fb"]), "", fmt(tres["train"])))
+    print("load average after: %.2f %.2f %.2f" % os.getloadavg())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

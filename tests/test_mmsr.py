@@ -1,0 +1,260 @@
+"""Multi-model SR (srcaffe/mmsr.py, tools/tvat.py, tools/mmsr.py): TVAT by hand, classes, routing
+and blending with real Caffe nets, class data folders trained by the real ./run_train.sh."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+import h5py
+import numpy as np
+import pytest
+
+from srcaffe import ROOT, inference, mmsr, patches
+from srcaffe.errors import UserError
+
+from test_predict import assert_one_line_error, make_caffemodel
+
+TVAT_TOOL = os.path.join(ROOT, "tools", "tvat.py")
+MMSR_TOOL = os.path.join(ROOT, "tools", "mmsr.py")
+
+
+def run(tool, *args, env=None):
+    return subprocess.run([sys.executable, tool] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+# ---- TVAT ---------------------------------------------------------------------------------------
+
+def test_tvat_of_a_constant_image_is_zero():
+    for img in (np.full((7, 5), 0.3), np.full((6, 6), 200, np.uint8), np.full((1, 1), 9.0)):
+        assert np.all(mmsr.vsp(img) == 0)
+        assert mmsr.tvat(img, threshold=0) == 0
+    assert mmsr.tvat(np.full((4, 9, 3), 17, np.uint8), threshold=0, channels=True) == 0
+
+
+def test_tvat_of_a_checkerboard_by_hand():
+    board = np.indices((4, 4)).sum(axis=0) % 2          # 0/1 checkerboard
+    # The 4 edge-neighbours of a pixel differ from it by 1, the 4 diagonal ones are equal: VSP is
+    # the number of edge-neighbours that exist: 2 at the corners, 3 on the edges, 4 inside.
+    np.testing.assert_array_equal(mmsr.vsp(board), [[2, 3, 3, 2], [3, 4, 4, 3], [3, 4, 4, 3], [2, 3, 3, 2]])
+    # TVAT = sum of VSP >= threshold / 16:  (4*2 + 8*3 + 4*4) / 16 = 48/16
+    assert mmsr.tvat(board, threshold=0) == 3.0
+    assert mmsr.tvat(board, threshold=3) == 2.5     # (8*3 + 4*4) / 16 = 40/16
+    assert mmsr.tvat(board, threshold=4) == 1.0     # 4*4 / 16
+    assert mmsr.tvat(board, threshold=4.5) == 0.0
+    # RGB, the paper's version: the three channels' squared differences are summed
+    assert mmsr.tvat(np.dstack([board] * 3), threshold=0, channels=True) == 9.0
+    # 0/255: the thresholds are on the 0-255 scale
+    assert mmsr.tvat(board.astype(np.uint8) * 255, threshold=0) == 3.0 * 255 ** 2
+
+
+def test_tvat_diagonals_and_borders_by_hand():
+    img = np.array([[0, 1], [2, 3]])
+    # every pixel has 3 neighbours (2 edge + 1 diagonal): (0,0): 1 + 4 + 9 = 14, (0,1): 1 + 1 + 4 = 6,
+    # (1,0): 4 + 1 + 1 = 6, (1,1): 9 + 4 + 1 = 14
+    np.testing.assert_array_equal(mmsr.vsp(img), [[14, 6], [6, 14]])
+    assert mmsr.tvat(img, threshold=0) == 10.0        # 40 / 4
+    assert mmsr.tvat(img, threshold=10) == 7.0        # 28 / 4
+    assert mmsr.vsp(np.array([[5.0]]))[0, 0] == 0     # no neighbours at all
+
+
+def test_tvat_is_vectorised_over_a_batch():
+    batch = np.random.default_rng(0).random((6, 11, 11)) * 255
+    np.testing.assert_allclose(mmsr.tvat(batch, 500), [mmsr.tvat(b, 500) for b in batch])
+    np.testing.assert_allclose(mmsr.score_y(batch / 255.0), [mmsr.tvat(b, mmsr.VSP_THRESHOLD) for b in batch])
+
+
+def test_classes_from_thresholds_and_quantiles():
+    # class k holds t_k < score <= t_k+1: a score equal to a threshold stays in the lower class
+    np.testing.assert_array_equal(mmsr.classify([0, 10, 10.5, 20, 21], [10, 20]), [0, 0, 1, 1, 2])
+    scores = np.arange(1000.0)
+    t = mmsr.quantile_thresholds(scores, 4)
+    assert np.bincount(mmsr.classify(scores, t)).tolist() == [250, 250, 250, 250]
+    with pytest.raises(UserError, match="not distinct"):
+        mmsr.quantile_thresholds(np.r_[np.zeros(900), np.arange(100.0)], 3)
+    with pytest.raises(UserError, match="strictly increasing"):
+        mmsr.parse_thresholds("5,3")
+
+
+def test_fragments_cover_the_image_with_the_overlap():
+    assert mmsr.fragment_starts(50, 24, 4) == [0, 20, 26]      # the last one ends at the edge
+    assert mmsr.fragment_starts(44, 24, 4) == [0, 20]
+    assert mmsr.fragment_starts(10, 24, 4) == [0]
+    frags = mmsr.fragments((50, 10), 24, 4)
+    assert frags == [(0, 0, 24, 10), (20, 0, 24, 10), (26, 0, 24, 10)]
+    with pytest.raises(UserError, match="overlap"):
+        mmsr.fragments((50, 50), 8, 8)
+
+
+def test_classes_are_stable():
+    rng = np.random.default_rng(3)
+    lr = np.clip(np.kron(rng.random((6, 6)), np.ones((8, 8))) + 0.05 * rng.random((48, 48)), 0, 1)
+    lr[:, :20] = 0.5                                       # a flat part and a textured one
+    frags = mmsr.fragments(lr.shape, 12, 3)
+    scores = mmsr.score_fragments(lr * 255, frags)
+    classes = mmsr.classify(scores, [np.median(scores)])
+    assert 0 < classes.sum() < len(classes)                # both classes occur
+    # the same input gives the same classes
+    np.testing.assert_array_equal(mmsr.classify(mmsr.score_fragments(lr * 255, frags), [np.median(scores)]), classes)
+    # a fragment's class does not depend on its position in the list ...
+    order = rng.permutation(len(frags))
+    again = mmsr.classify(mmsr.score_fragments(lr * 255, [frags[i] for i in order]), [np.median(scores)])
+    np.testing.assert_array_equal(again, classes[order])
+    # ... nor on its surroundings: the same pixels elsewhere in another image score the same
+    y, x, h, w = frags[7]
+    other = rng.random((40, 40)) * 255
+    other[20:20 + h, 5:5 + w] = lr[y:y + h, x:x + w] * 255
+    assert mmsr.score_fragments(other, [(20, 5, h, w)])[0] == scores[7]
+
+
+# ---- routing and blending with real Caffe nets --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def nets(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mmsr_models")
+    return {
+        "fsrcnn": inference.load_model(make_caffemodel(d / "a.caffemodel", "fsrcnn", seed=1), 3, model="fsrcnn"),
+        "fsrcnn-s": inference.load_model(make_caffemodel(d / "b.caffemodel", "fsrcnn-s", seed=2), 3, model="fsrcnn-s"),
+        "srcnn": inference.load_model(make_caffemodel(d / "c.caffemodel", "srcnn", seed=3), 3, model="srcnn"),
+    }
+
+
+def middle_threshold(scores):
+    """A threshold with about half of the distinct scores on each side."""
+    s = np.unique(scores)
+    return float((s[len(s) // 2 - 1] + s[len(s) // 2]) / 2)
+
+
+def texture_image(shape=(41, 35), seed=4):
+    rng = np.random.default_rng(seed)
+    img = rng.random(shape)
+    img[:, : shape[1] // 2] = 0.4 + 0.01 * img[:, : shape[1] // 2]     # flat left half
+    return img
+
+
+@pytest.mark.parametrize("name", ["fsrcnn", "fsrcnn-s", "srcnn"])
+@pytest.mark.parametrize("fragment,overlap", [(8, 3), (13, 0), (24, 4)])
+def test_one_model_for_all_classes_reproduces_the_whole_image(nets, name, fragment, overlap):
+    m, lr = nets[name], texture_image()
+    whole = m.upscale_y(lr)
+    scores = mmsr.score_fragments(lr * 255, mmsr.fragments(lr.shape, fragment, overlap))
+    split = middle_threshold(scores)
+    router = mmsr.MMSR([m, m], [split], fragment=fragment, overlap=overlap)
+    sr = router.upscaler(lr, 3)
+    assert sr.shape == whole.shape and whole.std() > 0.01
+    assert min(router.stats["fragments"]) > 0            # both classes were routed
+    np.testing.assert_allclose(sr, whole, atol=1e-5, rtol=0)
+    if name.startswith("fsrcnn"):                         # the context is exactly what is needed
+        router.context = [c - 1 for c in router.context]
+        assert np.abs(router.upscale_y(lr) - whole).max() > 1e-3
+
+
+def test_fragments_go_to_their_class_model_and_overlaps_are_averaged(nets):
+    flat, textured = nets["fsrcnn-s"], nets["fsrcnn"]
+    lr = texture_image((40, 52))
+    whole = [flat.upscale_y(lr), textured.upscale_y(lr)]
+    router = mmsr.MMSR([flat, textured], [300.0], fragment=16, overlap=5)
+    sr = router.upscale_y(lr)
+    frags, _, classes = router.classes(lr)
+    assert set(classes) == {0, 1}
+    acc, count = np.zeros_like(sr), np.zeros_like(sr)
+    for (y, x, h, w), k in zip(frags, classes):
+        acc[3 * y:3 * (y + h), 3 * x:3 * (x + w)] += whole[k][3 * y:3 * (y + h), 3 * x:3 * (x + w)]
+        count[3 * y:3 * (y + h), 3 * x:3 * (x + w)] += 1
+    assert count.max() > 1
+    np.testing.assert_allclose(sr, acc / count, atol=1e-5, rtol=0)
+    assert np.abs(sr - whole[1]).max() > 1e-2               # it is not simply one of the models
+
+
+def test_mmsr_checks_its_models(nets):
+    with pytest.raises(UserError, match="2 models need 1 thresholds"):
+        mmsr.MMSR([nets["fsrcnn"], nets["fsrcnn"]], [])
+    with pytest.raises(UserError, match="cannot upscale x2"):
+        mmsr.MMSR([nets["fsrcnn"]], []).upscale_y(np.zeros((20, 20)), 2)
+
+
+# ---- class data folders, the job list, the real run_train.sh ------------------------------------
+
+@pytest.fixture(scope="module")
+def env(fetched, tmp_path_factory):
+    data = str(tmp_path_factory.mktemp("mmsr_data"))
+    return dict(os.environ, SRCAFFE_DATA=data, SRCAFFE_DATASETS=fetched, PYTHONUNBUFFERED="1")
+
+
+def test_split_folders_train_with_run_train(env, tmp_path):
+    out = os.path.join(env["SRCAFFE_DATA"], "split")
+    r = run(MMSR_TOOL, "split", "--models", "fsrcnn-s,fsrcnn", "--no-aug", "--out", out, env=env)
+    assert r.returncode == 0, r.stderr
+    plan = json.load(open(os.path.join(out, "mmsr.json")))
+    common = patches.read_meta(plan["source"])
+    total = 0
+    for k, c in enumerate(plan["classes"]):
+        meta = patches.check_matches(c["dir"], c["model"], 3)     # what run_train.sh checks
+        for key in ("scale", "input_size", "label_size", "augment", "train_patches", "test_patches"):
+            assert key in meta
+        with h5py.File(os.path.join(c["dir"], "train_000.h5"), "r") as f:
+            data = f["data"][:, 0]
+            assert f["label"].shape[1:] == (1, 19, 19) and len(data) == meta["train_patches"]
+        assert np.all(mmsr.classify(mmsr.score_y(data, plan["vsp_threshold"]), plan["thresholds"]) == k)
+        assert open(os.path.join(c["dir"], "test.txt")).read().strip() == os.path.join(c["dir"], "test.h5")
+        total += meta["train_patches"]
+    assert total == common["train_patches"]
+
+    runs = str(tmp_path / "runs")
+    r = run(MMSR_TOOL, "jobs", out, "--iters", 10, "--runs-dir", runs, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = open(os.path.join(runs, "jobs.txt")).read().splitlines()
+    assert len(lines) == 2 and "./run_train.sh fsrcnn-s --scale 3 --data %s/class0" % out in lines[0]
+    # the first job, as xargs or a scheduler would run it: a real ./run_train.sh with the class data
+    job = subprocess.run(["bash", "-c", lines[0]], capture_output=True, text=True, env=env, timeout=300)
+    log = open(os.path.join(runs, "class0-fsrcnn-s.out")).read()
+    assert job.returncode == 0, log[-2000:]
+    assert os.path.isfile(os.path.join(runs, "class0-fsrcnn-s", "fsrcnn-s_x3_iter_10.caffemodel"))
+    r = run(MMSR_TOOL, "report", runs, "--json", tmp_path / "report.json", env=env)
+    assert r.returncode == 0, r.stderr
+    rows = json.load(open(tmp_path / "report.json"))["rows"]
+    assert rows[0]["iters"] == 10 and rows[0]["seconds"] > 0 and rows[1]["iters"] is None
+
+    # the trained class model serves both classes: MMSR vs single vs bicubic, through the CLI
+    run0 = os.path.join(runs, "class0-fsrcnn-s")
+    r = run(MMSR_TOOL, "evaluate", "--split", out, "--class-models", run0, run0, "--single", run0,
+            "--datasets", "Set5", "--json", tmp_path / "eval.json", env=env)
+    assert r.returncode == 0, r.stderr
+    res = {x["method"]: x for x in json.load(open(tmp_path / "eval.json"))["results"]}
+    assert set(res) == {"bicubic", "class0-fsrcnn-s", "MMSR"}
+    assert abs(res["bicubic"]["mean_psnr"] - 30.39) < 0.01
+    assert abs(res["MMSR"]["mean_psnr"] - res["class0-fsrcnn-s"]["mean_psnr"]) < 1e-6
+
+
+def test_tvat_tool_scores_classifies_and_plots(fetched, tmp_path):
+    env = dict(os.environ, SRCAFFE_DATASETS=fetched)
+    r = run(TVAT_TOOL, "butterfly", "--lr", 3, "--fragments", 24, "--overlap", 4, "--thresholds", "800,3000",
+            "--hist", tmp_path / "h.png", "--json", tmp_path / "s.json", env=env)
+    assert r.returncode == 0, r.stderr
+    rows = json.load(open(tmp_path / "s.json"))["rows"]
+    assert len(rows) == 25 and {r_["cls"] for r_ in rows} <= {0, 1, 2}
+    assert open(tmp_path / "h.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    r = run(TVAT_TOOL, "Set5", "--channel", "rgb", env=env)
+    assert r.returncode == 0 and "5 images" in r.stdout
+
+
+@pytest.mark.parametrize("tool,args,words", [
+    (TVAT_TOOL, ["no_such_image.png"], ["no_such_image.png"]),
+    (TVAT_TOOL, ["Set5", "--thresholds", "3,x"], ["--thresholds"]),
+    (TVAT_TOOL, ["Set5", "--fragments", "8", "--overlap", "8"], ["--overlap"]),
+    (TVAT_TOOL, ["Set5", "--classes", "2", "--channel", "rgb"], ["--channel y"]),
+    (MMSR_TOOL, ["split", "--models", "fsrcnn"], ["at least 2 models"]),
+    (MMSR_TOOL, ["split", "--models", "srcnn,fsrcnn"], ["srcnn", "FSRCNN variants"]),
+    (MMSR_TOOL, ["split", "--models", "fsrcnn-s,fsrcnn", "--thresholds", "1,2"], ["2 models need 1 thresholds"]),
+    (MMSR_TOOL, ["jobs", ROOT], ["not an MMSR split"]),
+    (MMSR_TOOL, ["report", ROOT], ["not an MMSR runs folder"]),
+    (MMSR_TOOL, ["evaluate", "--class-models", "a.caffemodel", "b.caffemodel"], ["no class thresholds"]),
+    (MMSR_TOOL, ["evaluate", "--class-models", "nothere.caffemodel", "b.caffemodel", "--thresholds", "5"],
+     ["nothere.caffemodel"]),
+])
+def test_bad_inputs_give_one_error_line(fetched, tool, args, words):
+    r = run(tool, *args, env=dict(os.environ, SRCAFFE_DATASETS=fetched))
+    assert_one_line_error(r, *words)

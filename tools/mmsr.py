@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
+
+from srcaffe import datasets, mmsr  # noqa: E402
+from srcaffe.cli import run_main  # noqa: E402
+from srcaffe.errors import UserError  # noqa: E402
+
+DESCRIPTION = """\
+Multi-model super-resolution (MMSR, after Yuan et al., NPC 2019): one network per texture class
+of the training sub-images (TVAT of the LR input, see tools/tvat.py), fragments of the LR image
+routed to the network of their class and blended back (overlaps averaged). See docs/mmsr.md.
+
+  split     score T91's training sub-images of the models' geometry and write one prepared data
+            folder per class (class0 = flattest) + mmsr.json; thresholds given or K-quantiles
+  jobs      write the job list: one ./run_train.sh command per class model (runnable by
+            `xargs -P`, or one cluster job each); --launch runs them together here
+  report    training time per class, in total, and of the single model, from the runs' train.log
+  evaluate  PSNR/SSIM and time on Set5/Set14: MMSR vs single model(s) vs bicubic"""
+
+EPILOG = """\
+examples:
+  python tools/mmsr.py split --models fsrcnn-s,fsrcnn --scale 3 --hist split.png
+  python tools/mmsr.py jobs data/mmsr-fsrcnn-s+fsrcnn-T91-x3-lr11-label19-stride4-aug --iters 2000 \\
+         --baseline fsrcnn --runs-dir runs/mmsr-demo
+  xargs -d '\\n' -P 2 -I CMD bash -c CMD < runs/mmsr-demo/jobs.txt        # or: ... jobs ... --launch
+  python tools/mmsr.py report runs/mmsr-demo
+  python tools/mmsr.py evaluate --runs runs/mmsr-demo --fragments 24 --overlap 4 --json mmsr.json
+  python tools/mmsr.py evaluate --class-models official-fsrcnn-s official-fsrcnn --thresholds 2300 \\
+         --single official-fsrcnn official-fsrcnn-s
+
+Model specs (--class-models, --single): a run folder (its newest snapshot), a .caffemodel, a
+toolkit model name (models/NAME_xS.caffemodel) or official-fsrcnn / official-fsrcnn-s (the
+authors' released weights, models/official)."""
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="tools/mmsr.py", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("split", help="one prepared data folder per TVAT class")
+    s.add_argument("--models", default="fsrcnn-s,fsrcnn",
+                   help="one model per class, flattest class first (default fsrcnn-s,fsrcnn)")
+    s.add_argument("--scale", type=int, default=3, choices=(2, 3, 4))
+    s.add_argument("--thresholds", metavar="A,B", help="TVAT class thresholds (default: K-quantiles of the sub-images)")
+    s.add_argument("--vsp-threshold", type=float, default=mmsr.VSP_THRESHOLD, metavar="T",
+                   help="VSP threshold of TVAT (default %g)" % mmsr.VSP_THRESHOLD)
+    s.add_argument("--no-aug", action="store_true", help="T91 without the rotation/downscale augmentation")
+    s.add_argument("--test", choices=("class", "common"), default="class",
+                   help="test set of a class: its own Set5 patches (default) or the common 1000")
+    s.add_argument("--out", metavar="DIR", help="split folder (default $SRCAFFE_DATA or data/, mmsr-MODELS-GEOMETRY)")
+    s.add_argument("--hist", metavar="PNG", help="histogram of the training scores with the class boundaries")
+    s.add_argument("--force", action="store_true", help="rewrite an existing split folder")
+
+    j = sub.add_parser("jobs", help="the job list: one run_train.sh command per class")
+    j.add_argument("split", metavar="SPLIT", help="a folder written by `split`")
+    j.add_argument("--iters", type=int, help="iterations per model (default: the solver's max_iter)")
+    j.add_argument("--solver", choices=("adam", "sgd"), help="solver (default: run_train.sh's, adam)")
+    j.add_argument("--runs-dir", metavar="DIR", help="where the run folders go (default runs/SPLIT-DATE-TIME)")
+    j.add_argument("--baseline", metavar="MODEL", help="also a job training MODEL on all the data (the single model)")
+    j.add_argument("--threads", type=int, metavar="N", help="OPENBLAS/OMP threads of each job")
+    j.add_argument("--launch", action="store_true", help="run the jobs now, together, and report their times")
+    j.add_argument("--parallel", type=int, metavar="N", help="--launch: at most N at a time (default all)")
+    j.add_argument("--force", action="store_true", help="rewrite an existing jobs.txt")
+
+    r = sub.add_parser("report", help="training time per class vs the single model")
+    r.add_argument("runs", metavar="RUNS", help="a folder written by `jobs`")
+    r.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+
+    e = sub.add_parser("evaluate", help="MMSR vs single model vs bicubic on Set5/Set14")
+    e.add_argument("--runs", metavar="RUNS", help="class models (and the single model) from `jobs`' run folders")
+    e.add_argument("--split", metavar="SPLIT", help="thresholds from a split folder")
+    e.add_argument("--class-models", nargs="+", metavar="SPEC", help="one model per class, flattest first")
+    e.add_argument("--single", nargs="+", metavar="SPEC", help="single-model columns (default: the runs' baseline)")
+    e.add_argument("--thresholds", metavar="A,B", help="TVAT class thresholds (default: the split's)")
+    e.add_argument("--vsp-threshold", type=float, metavar="T", help="VSP threshold (default: the split's, else %g)"
+                   % mmsr.VSP_THRESHOLD)
+    e.add_argument("--scale", type=int, choices=(2, 3, 4), help="default: the split's, else 3")
+    e.add_argument("--fragments", type=int, default=mmsr.DEFAULT_FRAGMENT, metavar="N",
+                   help="fragment side in LR pixels (default %d)" % mmsr.DEFAULT_FRAGMENT)
+    e.add_argument("--overlap", type=int, default=mmsr.DEFAULT_OVERLAP, metavar="K",
+                   help="overlap of neighbouring fragments in LR pixels (default %d)" % mmsr.DEFAULT_OVERLAP)
+    e.add_argument("--datasets", default="Set5,Set14", help="comma-separated (default Set5,Set14)")
+    e.add_argument("--pad", choices=("replicate", "zero"), default="replicate", help="border padding (default replicate)")
+    e.add_argument("--per-image", action="store_true", help="also the per-image tables")
+    e.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    e.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    return p.parse_args(argv)
+
+
+def log(msg):
+    print(msg, file=sys.stderr)
+
+
+def check_output(path, force):
+    if path and os.path.exists(path) and not force:
+        raise UserError("%s: already exists; refusing to overwrite it (use --force)" % path)
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise UserError("%s: folder %s does not exist" % (path, os.path.dirname(os.path.abspath(path))))
+
+
+def write_json(path, payload):
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=1)
+    print("wrote %s" % path)
+
+
+# ---- split / jobs / report ----------------------------------------------------------------------
+
+def cmd_split(a):
+    models = [m.strip() for m in a.models.split(",") if m.strip()]
+    thresholds = mmsr.parse_thresholds(a.thresholds) if a.thresholds else None
+    check_output(a.hist, True)
+    plan = mmsr.split(models, a.scale, thresholds=thresholds, vsp_threshold=a.vsp_threshold, augment=not a.no_aug,
+                      test=a.test, out=a.out, force=a.force, log=log)
+    print("split: %s" % os.path.dirname(plan["classes"][0]["dir"]))
+    print("thresholds (TVAT, VSP threshold %g): %s" % (plan["vsp_threshold"], ", ".join("%.6g" % t for t in plan["thresholds"])))
+    for c in plan["classes"]:
+        print("  class %d  %-10s %8d train patches (%5.1f%%)  %4d test patches  %s"
+              % (c["cls"], c["model"], c["train_patches"], 100 * c["share"], c["test_patches"], c["dir"]))
+    print("next: python tools/mmsr.py jobs %s --iters N [--baseline %s]" % (os.path.dirname(plan["classes"][0]["dir"]),
+                                                                          plan["models"][-1]))
+    if a.hist:
+        scores = mmsr.training_scores(plan["source"], plan["vsp_threshold"])
+        mmsr.histogram(a.hist, scores, plan["thresholds"], title="TVAT of the training sub-images (%s)"
+                       % os.path.basename(plan["source"]), labels=("training sub-images", ""))
+        print("wrote %s" % a.hist)
+    return 0
+
+
+def cmd_jobs(a):
+    jobs = mmsr.write_jobs(a.split, iters=a.iters, solver=a.solver, runs_dir=a.runs_dir, baseline=a.baseline,
+                           threads=a.threads, force=a.force)
+    path = os.path.join(jobs["runs_dir"], mmsr.JOBS)
+    print("wrote %s (%d jobs):" % (path, len(jobs["jobs"])))
+    for e in jobs["jobs"]:
+        print("  " + e["command"])
+    if not a.launch:
+        print("run them: xargs -d '\\n' -P %d -I CMD bash -c CMD < %s   (or --launch; one cluster job per line)"
+              % (len(jobs["jobs"]), path))
+        print("then:     python tools/mmsr.py report %s" % jobs["runs_dir"])
+        return 0
+    if a.parallel is not None and a.parallel < 1:
+        raise UserError("--parallel must be positive, not %d" % a.parallel)
+    start = time.time()
+    codes = mmsr.launch(jobs, parallel=a.parallel, log=log)
+    print("all jobs done in %.1f s wall" % (time.time() - start))
+    print_report(mmsr.training_times(jobs))
+    return 1 if any(codes.values()) else 0
+
+
+def fmt_s(v):
+    return "%.1f" % v if v is not None else "-"
+
+
+def print_report(rep):
+    print("%-22s %-10s %8s %10s %8s %10s" % ("run", "model", "iters", "seconds", "it/s", "test PSNR"))
+    for r in rep["rows"]:
+        print("%-22s %-10s %8s %10s %8s %10s" % (r["name"], r["model"], r["iters"] if r["iters"] is not None else "-",
+                                               fmt_s(r["seconds"]), "%.1f" % r["its"] if r["its"] else "-",
+                                               "%.2f" % r["psnr"] if r["psnr"] is not None else "-"))
+    print("classes in total: %s s one after the other (%s s if run side by side on separate machines)"
+          % (fmt_s(rep["classes_seconds_sum"]), fmt_s(rep["classes_seconds_max"])))
+    if rep["single_seconds"] is not None:
+        print("single model on all the data: %s s" % fmt_s(rep["single_seconds"]))
+
+
+def cmd_report(a):
+    check_output(a.json, True)
+    rep = mmsr.training_times(mmsr.read_jobs(a.runs))
+    print_report(rep)
+    if a.json:
+        write_json(a.json, rep)
+    return 0
+
+
+# ---- evaluate -----------------------------------------------------------------------------------
+
+def load_columns(a):
+    """(mmsr object, [(label, loaded single model)], settings)."""
+    jobs = mmsr.read_jobs(a.runs) if a.runs else None
+    plan = mmsr.read_plan(a.split) if a.split else (mmsr.read_plan(jobs["split"]) if jobs else None)
+    scale = a.scale or (plan["scale"] if plan else 3)
+    if plan and int(plan["scale"]) != scale:
+        raise UserError("--scale %d contradicts the split's x%d" % (scale, plan["scale"]))
+    if a.thresholds:
+        thresholds = mmsr.parse_thresholds(a.thresholds)
+    elif plan:
+        thresholds = plan["thresholds"]
+    else:
+        raise UserError("no class thresholds: give --thresholds, --split or --runs")
+    vsp = a.vsp_threshold if a.vsp_threshold is not None else (plan["vsp_threshold"] if plan else mmsr.VSP_THRESHOLD)
+    if a.class_models:
+        specs = a.class_models
+    elif jobs:
+        specs = [e["run_dir"] for e in jobs["jobs"] if e["cls"] is not None]
+    else:
+        raise UserError("no class models: give --class-models or --runs")
+    if len(specs) != len(thresholds) + 1:
+        raise UserError("%d class models need %d thresholds, got %d" % (len(specs), len(specs) - 1, len(thresholds)))
+    mmsr.fragment_starts(a.fragments + 1, a.fragments, a.overlap)   # validates
+    cache = {}
+
+    def load(spec):
+        if spec not in cache:
+            cache[spec] = mmsr.load_member(spec, scale, pad=a.pad)
+        return cache[spec]
+    members = [load(s) for s in specs]
+    model = mmsr.MMSR(members, thresholds, fragment=a.fragments, overlap=a.overlap, vsp_threshold=vsp,
+                      name="MMSR")
+    single_specs = a.single or ([e["run_dir"] for e in jobs["jobs"] if e["cls"] is None] if jobs else [])
+    singles = [(label_of(s, load(s)), load(s)) for s in single_specs]
+    settings = dict(scale=scale, thresholds=thresholds, vsp_threshold=vsp, fragments=a.fragments, overlap=a.overlap,
+                    class_models=[describe(s, m) for s, m in zip(specs, members)],
+                    single_models=[describe(s, m) for s, m in zip(single_specs, [m for _, m in singles])])
+    return model, singles, settings
+
+
+def label_of(spec, member):
+    if str(spec).startswith("official-"):
+        return spec
+    if os.path.isdir(spec):
+        return os.path.basename(os.path.normpath(spec))
+    return member.name if spec == member.name else os.path.splitext(os.path.basename(spec))[0]
+
+
+def describe(spec, member):
+    return dict(spec=spec, arch=mmsr.member_arch(member), weights=getattr(member, "weights", None))
+
+
+def cmd_evaluate(a):
+    from srcaffe.evaluation import bicubic_upscaler, evaluate, format_table
+
+    check_output(a.json, a.force)
+    names = [d.strip() for d in a.datasets.split(",") if d.strip()]
+    image_lists = [(datasets.canonical_name(n) if not os.path.isdir(n) else os.path.basename(os.path.normpath(n)),
+                    datasets.list_images(n)) for n in names]
+    model, singles, settings = load_columns(a)
+    columns = [("bicubic", bicubic_upscaler, None)] + [(label, m.upscaler, mmsr.member_arch(m)) for label, m in singles]
+    columns.append((model.name, model.upscaler, None))
+    results, per_dataset_stats = [], {}
+    for dataset, images in image_lists:
+        rows = []
+        model.reset_stats()
+        for label, upscaler, _ in columns:
+            start = time.time()
+            try:
+                res = evaluate(upscaler, images, settings["scale"], label, dataset=dataset)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+            res["seconds"] = round(time.time() - start, 3)
+            rows.append(res)
+        macs, share = model.cost()
+        per_dataset_stats[dataset] = dict(fragments=model.stats["fragments"], area_share=[round(s, 4) for s in share],
+                                          mmsr_macs_per_lr_pixel=round(macs))
+        if a.per_image:
+            print(format_table(rows))
+            print()
+        results += rows
+    costs = {label: mmsr.macs_per_lr_pixel(arch, settings["scale"]) for label, _, arch in columns if arch}
+    print_summary(results, [c[0] for c in columns], image_lists, costs, per_dataset_stats, model, settings)
+    if a.json:
+        write_json(a.json, dict(settings=settings, results=results, mmsr=per_dataset_stats,
+                                macs_per_lr_pixel=costs))
+    return 0
+
+
+def print_summary(results, labels, image_lists, costs, stats, model, settings):
+    sets = [d for d, _ in image_lists]
+    by = {(r["method"], r["dataset"]): r for r in results}
+    width = max(len(l) for l in labels + ["method"])
+    head = "%-*s" % (width, "x%d" % settings["scale"]) + "".join("  %-25s" % ("%s PSNR / SSIM / s" % d) for d in sets)
+    print(head + "  MACs/LR px")
+    print("-" * (len(head) + 12))
+    for label in labels:
+        line = "%-*s" % (width, label)
+        for d in sets:
+            r = by[(label, d)]
+            line += "  %-25s" % ("%.2f / %.4f / %.1f" % (r["mean_psnr"], r["mean_ssim"], r["seconds"]))
+        if label == model.name:
+            cost = "%.0f" % np.mean([stats[d]["mmsr_macs_per_lr_pixel"] for d in sets])
+        else:
+            cost = "%.0f" % costs[label] if label in costs else "-"
+        print(line + "  " + cost)
+    print("MMSR: %s, %d-px fragments, overlap %d, VSP threshold %g, class thresholds %s"
+          % (" | ".join("class %d: %s" % (k, c["spec"]) for k, c in enumerate(settings["class_models"])),
+             settings["fragments"], settings["overlap"], settings["vsp_threshold"],
+             ", ".join("%.6g" % t for t in settings["thresholds"])))
+    for d in sets:
+        s = stats[d]
+        print("  %s: fragments per class %s, fragment area per class %s"
+              % (d, "/".join(map(str, s["fragments"])), "/".join("%.0f%%" % (100 * v) for v in s["area_share"])))
+    print("  (MACs: multiply-adds per LR pixel of the nets; MMSR's is the area-weighted mean over its "
+          "fragments, context and overlap excluded)")
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    return {"split": cmd_split, "jobs": cmd_jobs, "report": cmd_report, "evaluate": cmd_evaluate}[a.command](a)
+
+
+if __name__ == "__main__":
+    run_main(main)
