@@ -160,8 +160,13 @@ def check_weights(path_or_shapes, model, scale, what=None):
 
 # ---- the model ------------------------------------------------------------------------------
 
+def models_dir():
+    """Where the toolkit's trained models are shipped ($SRCAFFE_MODELS overrides models/)."""
+    return os.environ.get("SRCAFFE_MODELS") or os.path.join(ROOT, "models")
+
+
 def shipped_weights(model, scale):
-    return os.path.join(ROOT, "models", "%s_x%d.caffemodel" % (model, scale))
+    return os.path.join(models_dir(), "%s_x%d.caffemodel" % (model, scale))
 
 
 @contextlib.contextmanager

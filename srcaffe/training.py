@@ -186,6 +186,8 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
     if data is None and run_dir and os.path.isfile(os.path.join(run_dir, "run.json")):
         with open(os.path.join(run_dir, "run.json")) as f:
             data = json.load(f).get("data")   # a resumed run keeps the data it was started with
+        if data and not os.path.isdir(data):   # a run folder from another machine: prepare it here
+            data = None
     if data:
         data = os.path.abspath(data)
         augment = bool(patches.check_matches(data, model, scale).get("augment"))

@@ -194,3 +194,27 @@ def test_x2_from_x3_fine_tunes_only_the_deconvolution(env, tmp_path):
         same = all(np.array_equal(a.data, b.data) for a, b in zip(before.params[name], after.params[name]))
         assert same == (name != "conv3"), name      # everything frozen but the deconvolution
     one_line_error(run_train(env, "fsrcnn-s", "--deconv-only", "--iters", 5), "--deconv-only")
+
+
+def test_ship_model_then_predict_by_name_and_resume_from_the_shipped_snapshot(env, tmp_path):
+    run_dir = tmp_path / "fsrcnn-s-run"
+    assert run_train(env, "fsrcnn-s", "--iters", 10, "--run-dir", run_dir).returncode == 0
+    env = dict(env, SRCAFFE_MODELS=str(tmp_path / "models"))
+    tool = [sys.executable, os.path.join(ROOT, "tools", "ship_model.py"), str(run_dir)]
+    out = subprocess.run(tool, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "shipped fsrcnn-s x3 at iteration 10: Set5" in out.stdout
+    record = json.load(open(tmp_path / "models" / "fsrcnn-s_x3.json"))
+    assert record["iterations"] == 10 and set(record["results"]) == {"Set5", "Set14"}
+    assert (tmp_path / "models" / "fsrcnn-s_x3.caffemodel").exists()
+    assert open(tmp_path / "models" / "fsrcnn-s_x3_curve.png", "rb").read(4) == b"\x89PNG"
+    again = subprocess.run(tool, capture_output=True, text=True, env=env)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    # the shipped name is what the inference tools use
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "evaluate.py"), "--model", "fsrcnn-s",
+                          "--dataset", "Set5", "--scale", "3"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and "fsrcnn-s" in out.stdout, out.stderr
+    # and the kept snapshot resumes
+    kept = tmp_path / "models" / "training" / "fsrcnn-s-run" / "fsrcnn-s_x3_iter_10.solverstate"
+    out = run_train(env, "fsrcnn-s", "--snapshot", kept, "--iters", 12)
+    assert out.returncode == 0, out.stderr[-1500:]
