@@ -215,7 +215,7 @@ def training_scores(folder, threshold=VSP_THRESHOLD):
         with h5py.File(path, "r") as f:
             data = f["data"]
             for i in range(0, data.shape[0], SCORE_CHUNK):
-                out.append(score_y(data[i:i + SCORE_CHUNK, 0]))
+                out.append(score_y(data[i:i + SCORE_CHUNK, 0], threshold))
     return np.concatenate(out)
 
 

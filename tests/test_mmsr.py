@@ -1,6 +1,5 @@
 """Multi-model SR (srcaffe/mmsr.py, tools/tvat.py, tools/mmsr.py): TVAT by hand, classes, routing
 and blending with real Caffe nets, class data folders trained by the real ./run_train.sh."""
-import glob
 import json
 import os
 import subprocess
@@ -186,9 +185,10 @@ def env(fetched, tmp_path_factory):
 
 def test_split_folders_train_with_run_train(env, tmp_path):
     out = os.path.join(env["SRCAFFE_DATA"], "split")
-    r = run(MMSR_TOOL, "split", "--models", "fsrcnn-s,fsrcnn", "--no-aug", "--out", out, env=env)
+    r = run(MMSR_TOOL, "split", "--models", "fsrcnn-s,fsrcnn", "--no-aug", "--vsp-threshold", 50, "--out", out, env=env)
     assert r.returncode == 0, r.stderr
     plan = json.load(open(os.path.join(out, "mmsr.json")))
+    assert plan["vsp_threshold"] == 50 and len(plan["thresholds"]) == 1
     common = patches.read_meta(plan["source"])
     total = 0
     for k, c in enumerate(plan["classes"]):

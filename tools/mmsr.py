@@ -91,6 +91,8 @@ def parse_args(argv):
                    help="overlap of neighbouring fragments in LR pixels (default %d)" % mmsr.DEFAULT_OVERLAP)
     e.add_argument("--datasets", default="Set5,Set14", help="comma-separated (default Set5,Set14)")
     e.add_argument("--pad", choices=("replicate", "zero"), default="replicate", help="border padding (default replicate)")
+    e.add_argument("--threads", type=int, metavar="N", help="Caffe's BLAS/OpenMP threads (default: as the "
+                   "environment says); 1 gives meaningful times on a machine shared with other jobs")
     e.add_argument("--per-image", action="store_true", help="also the per-image tables")
     e.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     e.add_argument("--force", action="store_true", help="overwrite an existing --json file")
@@ -241,6 +243,13 @@ def cmd_evaluate(a):
     from srcaffe.evaluation import bicubic_upscaler, evaluate, format_table
 
     check_output(a.json, a.force)
+    if a.threads is not None:
+        if a.threads < 1:
+            raise UserError("--threads must be positive, not %d" % a.threads)
+        if "caffe" in sys.modules:
+            raise UserError("--threads: Caffe is already loaded in this process")
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(a.threads)     # read when Caffe's BLAS is loaded, below
     names = [d.strip() for d in a.datasets.split(",") if d.strip()]
     image_lists = [(datasets.canonical_name(n) if not os.path.isdir(n) else os.path.basename(os.path.normpath(n)),
                     datasets.list_images(n)) for n in names]
@@ -252,12 +261,19 @@ def cmd_evaluate(a):
         rows = []
         model.reset_stats()
         for label, upscaler, _ in columns:
-            start = time.time()
+            spent = [0.0]
+
+            def timed(lr, scale, upscaler=upscaler, spent=spent):
+                start = time.perf_counter()
+                try:
+                    return upscaler(lr, scale)
+                finally:
+                    spent[0] += time.perf_counter() - start
             try:
-                res = evaluate(upscaler, images, settings["scale"], label, dataset=dataset)
+                res = evaluate(timed, images, settings["scale"], label, dataset=dataset)
             except ValueError as exc:
                 raise UserError(str(exc)) from None
-            res["seconds"] = round(time.time() - start, 3)
+            res["seconds"] = round(spent[0], 3)     # upscaling only (routing and nets), not the metrics
             rows.append(res)
         macs, share = model.cost()
         per_dataset_stats[dataset] = dict(fragments=model.stats["fragments"], area_share=[round(s, 4) for s in share],
@@ -285,7 +301,7 @@ def print_summary(results, labels, image_lists, costs, stats, model, settings):
         line = "%-*s" % (width, label)
         for d in sets:
             r = by[(label, d)]
-            line += "  %-25s" % ("%.2f / %.4f / %.1f" % (r["mean_psnr"], r["mean_ssim"], r["seconds"]))
+            line += "  %-25s" % ("%.2f / %.4f / %.2f" % (r["mean_psnr"], r["mean_ssim"], r["seconds"]))
         if label == model.name:
             cost = "%.0f" % np.mean([stats[d]["mmsr_macs_per_lr_pixel"] for d in sets])
         else:
@@ -299,8 +315,8 @@ def print_summary(results, labels, image_lists, costs, stats, model, settings):
         s = stats[d]
         print("  %s: fragments per class %s, fragment area per class %s"
               % (d, "/".join(map(str, s["fragments"])), "/".join("%.0f%%" % (100 * v) for v in s["area_share"])))
-    print("  (MACs: multiply-adds per LR pixel of the nets; MMSR's is the area-weighted mean over its "
-          "fragments, context and overlap excluded)")
+    print("  (s: seconds spent upscaling the whole set, metrics excluded; MACs: multiply-adds per LR pixel of "
+          "the nets, MMSR's the area-weighted mean over its fragments, context and overlap excluded)")
 
 
 def main(argv=None):
