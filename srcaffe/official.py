@@ -359,48 +359,11 @@ def set_params(net, params):
 
 
 def check_caffemodel(path, name, scale):
-    """UserError unless the .caffemodel holds exactly this model's blob shapes (Caffe would abort)."""
-    from caffe.proto import caffe_pb2
+    """UserError unless the .caffemodel holds exactly this model's blob shapes (Caffe would abort).
+    The official nets' learnable layers carry the same names as the toolkit's own (srcaffe.nets)."""
+    from .inference import check_weights
 
-    if not os.path.isfile(path):
-        raise UserError("%s: not found" % path)
-    net = caffe_pb2.NetParameter()
-    try:
-        with open(path, "rb") as f:
-            net.ParseFromString(f.read())
-    except Exception:
-        raise UserError("%s: not a Caffe .caffemodel (it does not parse)" % path) from None
-    got = {}
-    for layer in net.layer:
-        if layer.blobs:
-            got[layer.name] = [tuple(b.shape.dim) for b in layer.blobs]
-    want = {k: [v.shape for v in vs] for k, vs in
-            caffe_params(name, scale, _dummy_mat(name, scale)).items()}
-    if got != want:
-        raise UserError("%s: not %s x%d weights (layers %s, expected %s)" % (path, name, scale, got, want))
-
-
-def _dummy_mat(name, scale):
-    """Zero arrays in the .mat layout of a model (to derive blob shapes without the file)."""
-    from .training import param_shapes
-
-    arch = check_name(name)["arch"]
-    shapes = param_shapes(arch, scale)
-    if is_fsrcnn(name):
-        specs = nets.layers(arch, scale)
-        ws, bs, ps, n_in = [], [], [], 1
-        for layer in specs:
-            k = layer.kernel
-            ws.append(np.zeros((n_in if layer.kind == "conv" else 1, k * k,
-                                layer.num_output if layer.kind == "conv" else n_in)))
-            bs.append(np.zeros((layer.num_output, 1)))
-            ps.append(np.zeros((1, 1)))
-            n_in = layer.num_output
-        return {"weights_conv": ws, "biases_conv": bs, "prelu_conv": ps}
-    (o1, _, k1, _), (o2, i2, k2, _), (_, i3, k3, _) = shapes[0], shapes[2], shapes[4]
-    return {"weights_conv1": np.zeros((k1 * k1, o1)), "biases_conv1": np.zeros((o1, 1)),
-            "weights_conv2": np.zeros((i2, k2 * k2, o2)), "biases_conv2": np.zeros((o2, 1)),
-            "weights_conv3": np.zeros((i3, k3 * k3)), "biases_conv3": np.zeros((1, 1))}
+    check_weights(path, check_name(name)["arch"], scale)
 
 
 def import_model(name, scale, out_dir=None, force=False, folder=None):

@@ -106,23 +106,12 @@ def check_solverstate(path, model, scale, solver, cwd):
 
 
 def check_caffemodel(path, model, scale):
-    from caffe.proto import caffe_pb2
+    """Caffe's -weights copies blobs by layer name and aborts on a shape mismatch: check first."""
+    from .inference import check_weights
 
-    if not os.path.isfile(path):
-        raise UserError("%s: weights file not found" % path)
     if path.endswith(".solverstate"):
         raise UserError("%s is a .solverstate: resume it with --snapshot, or give its .caffemodel to --weights" % path)
-    net = caffe_pb2.NetParameter()
-    try:
-        with open(path, "rb") as f:
-            net.ParseFromString(f.read())
-    except Exception:
-        raise UserError("%s: not a Caffe .caffemodel (it does not parse)" % path)
-    names = {l.name for l in net.layer if l.blobs}
-    wanted = {l.name for l in nets.layers(model, scale)}
-    if not names or not (names & wanted):
-        raise UserError("%s holds no weights for %s x%d (its layers: %s)"
-                        % (path, model, scale, ", ".join(sorted(names)) or "none"))
+    check_weights(path, model, scale)
 
 
 # ---- run folder ---------------------------------------------------------------------------------

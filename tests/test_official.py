@@ -172,7 +172,7 @@ def test_wrong_caffemodel_is_refused():
     path = official.caffemodel_path("official-fsrcnn-s", 3)
     if not os.path.isfile(path):
         pytest.skip("no imported models/official caffemodels")
-    with pytest.raises(UserError, match="not official-fsrcnn x3"):
+    with pytest.raises(UserError, match="does not hold fsrcnn weights"):
         official.load_official("official-fsrcnn", 3, weights=path)
     with pytest.raises(UserError, match="no x2"):
         official.load_official("official-srcnn-935", 2)

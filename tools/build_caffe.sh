@@ -110,8 +110,8 @@ CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX"
     -DPYTHON_INCLUDE_DIR="$PY_INC" -DPYTHON_LIBRARY="$PY_LIB" -DNUMPY_INCLUDE_DIR="$NP_INC"
     -DCMAKE_CXX_FLAGS="-isystem $NP_INC -isystem $PY_INC -Wno-deprecated-declarations -fopenmp")  # -fopenmp: caffe-patches/0002 (also on every C++ link line: libgomp)
 if [ "${CAFFE_GPU:-0}" = 1 ]; then
-    # Volta to Hopper; Caffe's own CUDA_ARCH list stops at Pascal.
-    CMAKE_ARGS+=(-DCPU_ONLY=OFF -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="70 75 80 86 89 90" -DCUDA_ARCH_PTX=90)
+    # Volta to Hopper (Caffe's own CUDA_ARCH list stops at Pascal); NCCL for `-gpu all`.
+    CMAKE_ARGS+=(-DCPU_ONLY=OFF -DUSE_NCCL=ON -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="70 75 80 86 89 90" -DCUDA_ARCH_PTX=90)
 else
     CMAKE_ARGS+=(-DCPU_ONLY=ON)
 fi
