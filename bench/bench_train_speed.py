@@ -304,6 +304,8 @@ def main(argv=None):
     p.add_argument("--torch-iters", type=int, default=100, help="PyTorch iterations per figure (default 100)")
     p.add_argument("--repeat", type=int, default=3, help="rounds; median and range reported (default 3)")
     p.add_argument("--threads", type=int, default=0, help="threads for every engine (default: library defaults)")
+    p.add_argument("--caffe-env", action="append", default=[], metavar="VAR=VALUE",
+                   help="environment for the caffe runs only (repeatable), e.g. OMP_WAIT_POLICY=PASSIVE")
     p.add_argument("--no-train", action="store_true", help="skip `caffe train` (only `caffe time`)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     a = p.parse_args(argv)
@@ -337,13 +339,21 @@ def main(argv=None):
             torch_note = ("note: PyTorch is not installed, so it is not compared; it is not a requirement "
                           "of the toolkit: for this bench only, %s -m pip install torch==2.13.0" % sys.executable)
 
-    print("FSRCNN(56,12,4) x%d, batch %d, ms per iteration (median of %d rounds, range in brackets)"
-          % (SCALE, BATCH, a.repeat))
-    for line in conditions(a.threads) + notes + ([torch_note] if torch_note else []):
+    print("FSRCNN(56,12,4) x%d, batch %d, ms per iteration (median of %d round%s, range in brackets)"
+          % (SCALE, BATCH, a.repeat, "" if a.repeat == 1 else "s"))
+    omp = ["%s=%s" % (v, os.environ[v]) for v in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OMP_DYNAMIC",
+                                                  "GOMP_SPINCOUNT", "KMP_BLOCKTIME") if v in os.environ]
+    extra = ["environment: %s" % " ".join(omp)] if omp else []
+    if a.caffe_env:
+        extra.append("caffe runs only: %s" % " ".join(a.caffe_env))
+    for line in conditions(a.threads) + extra + notes + ([torch_note] if torch_note else []):
         print(line)
     print()
 
     env = caffe_env(a.threads)
+    for item in a.caffe_env:
+        var, _, value = item.partition("=")
+        env[var] = value
     results = {b: {"time": [], "prelu": [], "train": []} for b in builds}
     tres = {"fb": [], "train": []}
     with tempfile.TemporaryDirectory() as tmp:

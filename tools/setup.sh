@@ -133,6 +133,13 @@ fi
 # ---- Caffe: build it ----------------------------------------------------------------------------
 mkdir -p "$CACHE"
 LOG=$CACHE/build-$BLAS-$KEY.log
+# One build of a key at a time: a second setup (another run_train.sh, a test) waits, then reuses it.
+exec 9>"$CACHE/.lock-$BLAS-$KEY"
+if ! flock -n 9; then
+    say "another setup is building this Caffe; waiting for it"
+    flock 9
+    REBUILD=0
+fi
 if [ "$REBUILD" = 1 ] || [ ! -f "$PREFIX/.complete" ]; then
     if [ "$APT" = 1 ]; then
         missing=()
