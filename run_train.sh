@@ -65,7 +65,9 @@ while IFS='=' read -r key value; do
     case $key in RUN_DIR|SOLVER|START_ITER|MAX_ITER|SNAPSHOT|WEIGHTS|LOG|RESUME_ARGS) printf -v "$key" '%s' "$value" ;; esac
 done <<<"$PLAN"
 
-CMD=("$CAFFE" train -solver "$SOLVER" -sigint_effect snapshot)
+# Caffe's "stop" breaks out of training and then takes its after-training snapshot; its
+# "snapshot" would snapshot and go on training. SIGHUP (e.g. a closed terminal) snapshots and goes on.
+CMD=("$CAFFE" train -solver "$SOLVER" -sigint_effect stop -sighup_effect snapshot)
 [ -n "$SNAPSHOT" ] && CMD+=(-snapshot "$SNAPSHOT")
 [ -n "$WEIGHTS" ] && CMD+=(-weights "$WEIGHTS")
 [ -n "$GPU" ] && CMD+=(-gpu "$GPU")

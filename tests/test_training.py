@@ -218,3 +218,24 @@ def test_ship_model_then_predict_by_name_and_resume_from_the_shipped_snapshot(en
     kept = tmp_path / "models" / "training" / "fsrcnn-s-run" / "fsrcnn-s_x3_iter_10.solverstate"
     out = run_train(env, "fsrcnn-s", "--snapshot", kept, "--iters", 12)
     assert out.returncode == 0, out.stderr[-1500:]
+
+
+def test_ctrl_c_stops_with_a_snapshot_and_prints_how_to_resume(env, tmp_path):
+    import signal
+    import time
+    run_dir = tmp_path / "interrupted"
+    proc = subprocess.Popen(["bash", RUN_TRAIN, "fsrcnn-s", "--iters", "100000", "--run-dir", str(run_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    log = run_dir / "train.log"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.exists() and any(i >= 20 for i in iterations(log.read_text()))):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)          # what Ctrl-C sends to the terminal's process group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-1500:]
+    states = glob.glob(str(run_dir / "fsrcnn-s_x3_iter_*.solverstate"))
+    assert len(states) == 1
+    stopped_at = int(re.search(r"_iter_(\d+)\.solverstate", states[0]).group(1))
+    assert 20 <= stopped_at < 100000
+    assert "resume:   ./run_train.sh fsrcnn-s --scale 3 --solver adam --snapshot %s" % states[0] in out
