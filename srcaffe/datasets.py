@@ -6,6 +6,7 @@ Images live under $SRCAFFE_DATASETS/<name>/ (default: <repo>/datasets/<name>/).
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import urllib.request
 import zipfile
@@ -281,6 +282,14 @@ def resolve_image(path, root=None):
             if fname.lower() in wanted:
                 found = os.path.join(dataset_dir(name, root), fname)
                 problem = _check(found, digest)
+                if problem and not os.path.exists(found):
+                    # Not fetched yet: fetch the dataset now (verified), as run_train.sh does.
+                    try:
+                        fetch(name, source_dir=os.environ.get("SRCAFFE_DATASETS_FROM"), root=root,
+                              log=lambda msg: print(msg, file=sys.stderr))
+                        problem = _check(found, digest)
+                    except UserError as exc:
+                        problem = "%s (fetching %s failed: %s)" % (problem, name, exc)
                 if problem:
                     raise UserError("%s (matched %s in dataset %s); run: python tools/datasets.py fetch %s"
                                     % (problem, path, name, name))

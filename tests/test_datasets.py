@@ -203,3 +203,14 @@ def test_cli_fetch_list_verify(tmp_path, shared_datasets):
     assert r.returncode == 0 and run_tool("verify", "Set14", env_root=tmp_path).returncode == 0
     r = run_tool("fetch", "Set7", env_root=tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("error: unknown dataset")
+
+
+def test_resolve_image_fetches_a_dataset_not_fetched_yet(tmp_path, shared_datasets, monkeypatch):
+    monkeypatch.setenv("SRCAFFE_DATASETS_FROM", shared_datasets)
+    root = str(tmp_path / "empty")
+    found = datasets.resolve_image("butterfly.bmp", root=root)
+    assert found == os.path.join(root, "Set5", "butterfly_GT.bmp") and os.path.isfile(found)
+    assert datasets.verify("Set5", root) == []
+    monkeypatch.setenv("SRCAFFE_DATASETS_FROM", str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="baboon.bmp: missing .fetching Set14 failed"):
+        datasets.resolve_image("baboon.bmp", root=root)
