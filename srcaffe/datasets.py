@@ -25,15 +25,24 @@ _JINSUYOO = "https://raw.githubusercontent.com/jinsuyoo/srcnn/07ea13a9e4a3266e1f
 _SRCNN_TRAIN_ZIP = "http://mmlab.ie.cuhk.edu.hk/projects/SRCNN/SRCNN_train.zip"
 
 
-def _load_sums(path=SUMS_FILE):
-    """{dataset: {filename: sha256}} from lines 'sha256  Dataset/file'."""
+def read_sha256sums(path):
+    """{relative path: sha256} from sha256sum lines 'digest  path' (a leading ./ or * dropped)."""
     out = {}
     with open(path) as f:
         for line in f:
             if line.strip():
                 digest, rel = line.split(None, 1)
-                folder, fname = rel.strip().lstrip("*").split("/", 1)
-                out.setdefault(folder, {})[fname] = digest.lower()
+                rel = rel.strip().lstrip("*")
+                out[rel[2:] if rel.startswith("./") else rel] = digest.lower()
+    return out
+
+
+def _load_sums(path=SUMS_FILE):
+    """{dataset: {filename: sha256}} from lines 'sha256  Dataset/file'."""
+    out = {}
+    for rel, digest in read_sha256sums(path).items():
+        folder, fname = rel.split("/", 1)
+        out.setdefault(folder, {})[fname] = digest
     return out
 
 

@@ -40,7 +40,6 @@ w[c, x*k + y, o]):
 `matlab_fsrcnn` / `matlab_srcnn` / `matlab_deconv` are literal NumPy transcriptions of FSRCNN.m,
 SRCNN.m and deconv.m reading those arrays directly; the tests check the Caffe nets against them.
 """
-import hashlib
 import json
 import os
 import shutil
@@ -53,7 +52,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")   # before caffe is imported: no 
 
 import numpy as np
 
-from . import ROOT, matlab, nets, papers
+from . import ROOT, datasets, matlab, nets, papers
 from .errors import UserError
 
 OFFICIAL_DIR = os.path.join(ROOT, "models", "official")          # imported caffemodels
@@ -128,23 +127,8 @@ def mat_relpath(name, scale):
 
 
 def load_sums(path=SUMS_FILE):
-    """{relative path: sha256} from lines 'sha256  ./FSRCNN/x3.mat'."""
-    out = {}
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                digest, rel = line.split(None, 1)
-                rel = rel.strip().lstrip("*")
-                out[rel[2:] if rel.startswith("./") else rel] = digest.lower()
-    return out
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """{relative path: sha256} of the released files, e.g. 'FSRCNN/x3.mat'."""
+    return datasets.read_sha256sums(path)
 
 
 def weights_dir():
@@ -175,7 +159,7 @@ def mat_path(name, scale, folder=None):
     expected = load_sums().get(rel)
     if expected is None:
         raise UserError("%s: no checksum for %s" % (SUMS_FILE, rel))
-    if _sha256(path) != expected:
+    if datasets.sha256_file(path) != expected:
         raise UserError("%s: checksum mismatch with %s (not the authors' file)" % (path, SUMS_FILE))
     return path
 
@@ -542,7 +526,7 @@ def fetch(names=None, dest=None, force=False, log=None):
         for s in check_name(name)["scales"]:
             rel = mat_relpath(name, s)
             path = os.path.join(dest, rel)
-            if os.path.isfile(path) and _sha256(path) == sums[rel]:
+            if os.path.isfile(path) and datasets.sha256_file(path) == sums[rel]:
                 continue
             if os.path.exists(path) and not force:
                 raise UserError("%s: exists but differs from %s; refusing to overwrite it (use --force)"
@@ -585,7 +569,7 @@ def fetch(names=None, dest=None, force=False, log=None):
                 except OSError as exc:
                     failed[rel] = "%s: %s" % (url, exc)
                     continue
-                if _sha256(tmp) != todo[rel]:
+                if datasets.sha256_file(tmp) != todo[rel]:
                     failed[rel] = "%s: checksum mismatch with %s" % (where, SUMS_FILE)
                     continue
                 path = os.path.join(dest, rel)
@@ -607,9 +591,8 @@ def fetch(names=None, dest=None, force=False, log=None):
 
 def evaluate_official(name, scale, datasets_=("Set5", "Set14"), padding="replicate", weights="auto"):
     """{dataset: evaluation.evaluate(...) result} of one official model."""
-    from . import datasets as ds
     from .evaluation import evaluate
 
     model = load_official(name, scale, padding=padding, weights=weights)
     label = name if padding == "replicate" else name + " (zero pad)"
-    return {d: evaluate(model.upscaler, ds.list_images(d), scale, label, dataset=d) for d in datasets_}
+    return {d: evaluate(model.upscaler, datasets.list_images(d), scale, label, dataset=d) for d in datasets_}
