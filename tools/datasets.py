@@ -2,7 +2,7 @@ import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspa
 
 import argparse
 
-from srcaffe import datasets
+from srcaffe import datasets, official
 from srcaffe.cli import run_main
 
 DESCRIPTION = "Fetch, list and verify the T91 / Set5 / Set14 image sets against datasets/SHA256SUMS."
@@ -13,9 +13,13 @@ examples:
   python tools/datasets.py fetch Set5 Set14 --from ../shared/datasets
   python tools/datasets.py list                           # what is present and verified
   python tools/datasets.py verify Set5                    # exit 1 and name every bad file
+  python tools/datasets.py fetch official                 # the authors' released .mat models
 
 Files go to $SRCAFFE_DATASETS/<name>/ (default: <repo>/datasets/<name>/). Every file is checked
 against datasets/SHA256SUMS; an existing file that differs is only replaced with --force.
+`fetch official` downloads the authors' released SRCNN/FSRCNN models (.mat) into
+models/official-src/, checked against models/official/SHA256SUMS (tools/import_official.py
+turns them into caffemodels).
 exit status: 0 ok, 1 verification found problems, 2 usage or fetch error.
 """
 
@@ -30,7 +34,7 @@ def parse_args(argv):
     sub.required = True
     f = sub.add_parser("fetch", parents=[common], help="copy (--from DIR) or download datasets, verifying checksums",
                        description="Copy (--from DIR) or download datasets, verifying every checksum.", **fmt)
-    f.add_argument("names", nargs="*", metavar="NAME", help="datasets (default: all: %s)" % ", ".join(datasets.DATASETS))
+    f.add_argument("names", nargs="*", metavar="NAME", help="datasets (default: all: %s), or official" % ", ".join(datasets.DATASETS))
     f.add_argument("--from", dest="source", metavar="DIR",
                    help="local folder holding NAME/ subfolders (e.g. ../shared/datasets) instead of downloading")
     f.add_argument("--force", action="store_true", help="replace existing files that fail their checksum")
@@ -43,7 +47,14 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    names = [datasets.canonical_name(n) for n in getattr(args, "names", None) or datasets.DATASETS]
+    given = getattr(args, "names", None) or []
+    if args.command == "fetch" and "official" in given:
+        n = official.fetch(log=lambda m: print(m, flush=True))
+        print("official: %d released model file(s) written to %s" % (n, official.FETCH_DIR))
+        given = [g for g in given if g != "official"]
+        if not given:
+            return 0
+    names = [datasets.canonical_name(n) for n in given or datasets.DATASETS]
     if args.command == "fetch":
         for name in names:
             n = datasets.fetch(name, source_dir=args.source, root=args.root, force=args.force,
