@@ -91,6 +91,11 @@ def _blob_shape(blob):
     return tuple(blob.shape.dim)
 
 
+def blob_shape(blob):
+    """The shape of a BlobProto as a plain tuple (() for a scalar such as a shared PReLU slope)."""
+    return _plain(_blob_shape(blob))
+
+
 def _same_shape(found, wanted):
     if found[:1] == ("4d",):   # Caffe compares legacy blobs with the shape padded to 4 axes by 1s
         return found[1:] == (1,) * (4 - len(wanted)) + tuple(wanted)

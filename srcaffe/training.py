@@ -9,7 +9,6 @@ import glob
 import json
 import os
 import re
-import subprocess
 import time
 
 from . import ROOT, nets, patches
@@ -53,14 +52,6 @@ def param_shapes(model, scale):
     return shapes
 
 
-def _blob_shape(blob):
-    if blob.HasField("shape"):
-        return tuple(blob.shape.dim)
-    if blob.HasField("num"):      # the legacy 4-D fields of old Caffe files
-        return (blob.num, blob.channels, blob.height, blob.width)
-    return ()                     # a scalar (PReLU's shared slope) has an empty shape
-
-
 def check_solverstate(path, model, scale, solver, cwd):
     """A clear sentence instead of Caffe's "Incorrect length of history blobs" abort.
 
@@ -69,6 +60,7 @@ def check_solverstate(path, model, scale, solver, cwd):
     copied to another machine or folder), a relocated copy naming it is written into `cwd`.
     """
     from caffe.proto import caffe_pb2
+    from .inference import blob_shape
 
     if not os.path.isfile(path):
         raise UserError("%s: snapshot file not found" % path)
@@ -84,7 +76,7 @@ def check_solverstate(path, model, scale, solver, cwd):
     if not state.learned_net:
         raise UserError("%s: not a Caffe .solverstate (no learned_net in it)" % path)
     expected = param_shapes(model, scale)
-    history = [_blob_shape(b) for b in state.history]
+    history = [blob_shape(b) for b in state.history]
     if history not in (expected, expected + expected):
         raise UserError("%s was written for another network (%d history blobs), not %s x%d"
                         % (path, len(history), model, scale))
@@ -241,10 +233,3 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
     return dict(RUN_DIR=run_dir, SOLVER=solver_copy, START_ITER=start_iter, MAX_ITER=max_iter,
                 SNAPSHOT=snapshot or "", WEIGHTS=weights or "", LOG=os.path.join(run_dir, "train.log"),
                 RESUME_ARGS="--scale %d --solver %s" % (scale, solver))
-
-
-def caffe_capabilities(caffe_bin):
-    """(has -engine flag, built with CUDA) of a caffe binary."""
-    help_text = subprocess.run([caffe_bin, "train", "--help"], capture_output=True, text=True).stderr
-    libs = subprocess.run(["ldd", os.path.realpath(caffe_bin)], capture_output=True, text=True).stdout
-    return "-engine" in help_text, "libcudart" in libs or "libcublas" in libs
