@@ -219,8 +219,12 @@ def plot(parsed, png_path, title=None):
     ax.set_yscale("log")
     ax.set_ylabel("loss")
     for k in psnr_keys:
-        axes[1].plot(*series(parsed["test"], k), "o-", ms=3, lw=1, color="C2", label="test " + k)
+        its, dbs = series(parsed["test"], k)
+        axes[1].plot(its, dbs, "o-", ms=3, lw=1, color="C2", label="test " + k + " (test-set patches)")
         axes[1].set_ylabel("PSNR (dB)")
+        if len(dbs) > 4:   # the untrained first tests (a few dB) would flatten the curve that matters
+            low = sorted(dbs)[len(dbs) // 20] - 1.0
+            axes[1].set_ylim(low, max(dbs) + 0.5)
     for ax in axes:
         for r in parsed["resumed_from"]:
             ax.axvline(r["iter"], color="grey", ls=":", lw=1)
