@@ -2,61 +2,54 @@
 
 models/<model>_x<scale>.caffemodel        the weights tools/predict.py and evaluate.py use by name
 models/<model>_x<scale>.json              recipe, iterations, wall time, Set5/Set14 PSNR/SSIM
-models/<model>_x<scale>_curve.png         train loss / test PSNR against iteration
-models/training/<run>/                    train.log, run.json and the newest snapshot pair, so a
-                                          later session (another machine) resumes with --snapshot
+models/<model>_x<scale>_curve.png         train loss / test-patch PSNR against iteration
+models/<model>_x<scale>_psnr.png          Set5/Set14 PSNR of the run's evaluated snapshots
+models/training/<run>/                    train.log, run.json, snapshot_eval.json and the newest
+                                          snapshot pair, so a later session (another machine)
+                                          resumes with --snapshot
 """
-import glob
 import json
 import os
-import re
 import shutil
 
-from . import ROOT, caffelog, datasets, evaluation
+from . import ROOT, caffelog, convergence
 from .errors import UserError
-from .inference import load_model, models_dir, shipped_weights
-
-
-def _iteration(path):
-    match = re.search(r"_iter_(\d+)\.(caffemodel|solverstate)$", path)
-    return int(match.group(1)) if match else -1
+from .inference import models_dir, shipped_weights
+from .training import snapshot_iteration
 
 
 def snapshot_pair(run_dir, iteration=None):
-    models = sorted(glob.glob(os.path.join(run_dir, "*_iter_*.caffemodel")), key=_iteration)
+    models = convergence.snapshots(run_dir)
     if iteration is not None:
-        models = [m for m in models if _iteration(m) == iteration]
+        models = [m for m in models if m[0] == iteration]
     if not models:
         raise UserError("%s: no %s.caffemodel" % (run_dir, "_iter_%d" % iteration if iteration else "snapshot"))
-    model = models[-1]
+    model = models[-1][1]
     state = model[:-len(".caffemodel")] + ".solverstate"
     return model, (state if os.path.isfile(state) else None)
 
 
 def ship(run_dir, iteration=None, force=False, log=print):
     run_dir = os.path.abspath(run_dir)
-    try:
-        with open(os.path.join(run_dir, "run.json")) as f:
-            info = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise UserError("%s: not a run folder of run_train.sh (%s)" % (run_dir, exc))
-    model_name, scale = info["model"], info["scale"]
+    model_name, scale = convergence.run_info(run_dir)
+    with open(os.path.join(run_dir, "run.json")) as f:
+        info = json.load(f)
     weights, state = snapshot_pair(run_dir, iteration)
     stem = shipped_weights(model_name, scale)[:-len(".caffemodel")]
     keep = os.path.join(models_dir(), "training", os.path.basename(run_dir))
-    outputs = [stem + ".caffemodel", stem + ".json", stem + "_curve.png"]
+    outputs = [stem + ".caffemodel", stem + ".json", stem + "_curve.png", stem + "_psnr.png"]
     for path in outputs:
         if os.path.exists(path) and not force:
             raise UserError("%s: already exists; refusing to overwrite it (use --force)" % path)
 
     log_path = os.path.join(run_dir, "train.log")
     parsed = caffelog.parse_log(log_path)
-    model = load_model(weights, scale=scale, model=model_name)
-    results = {}
-    for dataset in ("Set5", "Set14"):
-        r = evaluation.evaluate(model.upscaler, datasets.list_images(dataset), scale, model_name, dataset=dataset)
-        results[dataset] = dict(psnr=round(r["mean_psnr"], 2), ssim=round(r["mean_ssim"], 4))
-    record = dict(model=model_name, scale=scale, iterations=_iteration(weights), solver=info.get("solver"),
+    iteration = snapshot_iteration(weights)
+    # Through the run's snapshot_eval.json: the shipped point joins the curve of earlier snapshots.
+    curves = convergence.evaluate_snapshots(run_dir, ("Set5", "Set14"), iterations=[iteration])
+    results = {name: dict(psnr=round(p, 2), ssim=round(s, 4))
+               for name, rows in curves.items() for it, p, s in rows if it == iteration}
+    record = dict(model=model_name, scale=scale, iterations=iteration, solver=info.get("solver"),
                   augment=info.get("augment"), train_seconds=round(parsed["train"][-1]["seconds"]) if parsed["train"] else None,
                   segments=[dict(start_iter=s["start_iter"], max_iter=s["max_iter"], base_lr=s.get("base_lr"),
                                  deconv_only=s.get("deconv_only", False), weights=s.get("weights") and os.path.basename(s["weights"]))
@@ -67,8 +60,11 @@ def ship(run_dir, iteration=None, force=False, log=print):
     with open(stem + ".json", "w") as f:
         json.dump(record, f, indent=1)
     caffelog.plot(parsed, stem + "_curve.png", title="%s x%d (%s)" % (model_name, scale, info.get("solver")))
-    # The resumable part of the run: the log, the run description, the newest snapshot pair.
-    for path in [log_path, os.path.join(run_dir, "run.json"), weights] + ([state] if state else []):
+    convergence.plot(curves, stem + "_psnr.png", model_name, scale)
+    # The resumable part of the run: the log, the run description, the snapshot evaluations so
+    # far, the newest snapshot pair.
+    extra = [os.path.join(run_dir, "run.json"), os.path.join(run_dir, convergence.CACHE), weights]
+    for path in [log_path] + extra + ([state] if state else []):
         shutil.copyfile(path, os.path.join(keep, os.path.basename(path)))
     log("shipped %s x%d at iteration %d: Set5 %.2f dB / %.4f, Set14 %.2f dB / %.4f -> %s"
         % (model_name, scale, record["iterations"], results["Set5"]["psnr"], results["Set5"]["ssim"],

@@ -108,12 +108,17 @@ def check_caffemodel(path, model, scale):
 
 # ---- run folder ---------------------------------------------------------------------------------
 
+def snapshot_iteration(path):
+    """N of a Caffe snapshot `<prefix>_iter_N.caffemodel|.solverstate`, else -1."""
+    match = re.search(r"_iter_(\d+)\.(caffemodel|solverstate)$", os.fspath(path))
+    return int(match.group(1)) if match else -1
+
+
 def newest_solverstate(run_dir):
     states = glob.glob(os.path.join(run_dir, "*.solverstate"))
     if not states:
         raise UserError("%s: no .solverstate to resume from" % run_dir)
-    return max(states, key=lambda p: int(re.search(r"_iter_(\d+)\.solverstate$", p).group(1))
-               if re.search(r"_iter_(\d+)\.solverstate$", p) else -1)
+    return max(states, key=snapshot_iteration)
 
 
 def substitute(text, **fields):

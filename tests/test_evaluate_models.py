@@ -42,7 +42,7 @@ def test_models_side_by_side_with_papers(fetched, models, tmp_path):
     assert lines[0].split() == ["Set5", "x3", "bicubic", "lin", "ident"]
     mean = next(l for l in lines if l.startswith("mean")).split()
     assert mean[1] == "30.39" and mean[3] == "29.53" and mean[5] == "30.39"
-    assert next(l for l in lines if l.startswith("paper")).split() == ["paper", "30.39", "33.06", "-"]
+    assert next(l for l in lines if l.startswith("paper")).split() == ["paper", "30.39", "33.06", "32.39"]
     assert "33.16 FSRCNN ECCV 2016, final" in r.stdout
     data = json.loads(out.read_text())
     assert isinstance(data, list) and [d["method"] for d in data] == ["bicubic", "lin", "ident"]
@@ -56,7 +56,8 @@ def test_models_side_by_side_with_papers(fetched, models, tmp_path):
 def test_papers_table():
     assert papers.published("srcnn-955", "Set14", 4) == [(27.50, "SRCNN TPAMI 2015, 9-5-5")]
     assert [p for p, _ in papers.published("fsrcnn", "Set14", 2)] == [32.63]   # only the final model
-    assert papers.published("srcnn", "Set5", 3) == []
+    assert papers.published("srcnn", "Set14", 3) == [(29.00, "SRCNN ECCV 2014, 9-1-5")]
+    assert papers.published("srcnn", "Set5", 2) == []       # a cell the paper does not print
 
 
 def test_model_errors(fetched, models, tmp_path):

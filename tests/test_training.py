@@ -118,6 +118,46 @@ def test_run_train_srcnn_trains_and_resumes(env, tmp_path):
     assert out.returncode == 0 and (tmp_path / "srcnn.png").exists(), out.stderr
 
 
+def test_eval_snapshots_evaluates_each_snapshot_once_and_plots(env, tmp_path):
+    run_dir = tmp_path / "fsrcnn-s-run"
+    assert run_train(env, "fsrcnn-s", "--iters", 6, "--run-dir", run_dir).returncode == 0
+    assert run_train(env, "fsrcnn-s", "--resume", "--run-dir", run_dir, "--iters", 12).returncode == 0
+
+    def tool(*args):
+        return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "eval_snapshots.py"), str(run_dir)]
+                              + [str(a) for a in args], capture_output=True, text=True, env=env)
+    first = tool("--dataset", "Set5")
+    assert first.returncode == 0, first.stderr
+    assert "iteration 6: Set5" in first.stdout and "iteration 12: Set5" in first.stdout
+    cache = json.loads((run_dir / "snapshot_eval.json").read_text())
+    assert sorted(cache["Set5"], key=int) == ["6", "12"]
+    # the same numbers as tools/evaluate.py gives for that snapshot
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "evaluate.py"), "--model",
+                          str(run_dir / "fsrcnn-s_x3_iter_12.caffemodel"), "--dataset", "Set5", "--scale", "3",
+                          "--json", str(tmp_path / "e.json")], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert cache["Set5"]["12"]["psnr"] == pytest.approx(json.loads((tmp_path / "e.json").read_text())[-1]["mean_psnr"])   # [bicubic, model]
+    assert open(run_dir / "snapshot_eval.png", "rb").read(4) == b"\x89PNG"
+    # a second call evaluates nothing again, and still tabulates both snapshots
+    again = tool("--dataset", "Set5")
+    assert again.returncode == 0 and "iteration 6:" not in again.stdout, again.stdout
+    assert re.search(r"^\s+6\s+\d+\.\d\d / ", again.stdout, re.M) and re.search(r"^\s+12\s", again.stdout, re.M)
+    (tmp_path / "mine.png").write_bytes(b"keep")
+    one_line_error(tool("--dataset", "Set5", "--out", tmp_path / "mine.png"), "mine.png", "already exists")
+    assert (tmp_path / "mine.png").read_bytes() == b"keep"
+    one_line_error(tool("--every", 0), "--every")
+    one_line_error(subprocess.run([sys.executable, os.path.join(ROOT, "tools", "eval_snapshots.py"),
+                                   str(tmp_path / "nope")], capture_output=True, text=True, env=env), "nope")
+
+
+def test_snapshot_selection():
+    from srcaffe.convergence import select
+    snaps = [(5, "a"), (10, "b"), (12, "c")]
+    assert select(snaps) == snaps
+    assert select(snaps, 10) == [(10, "b"), (12, "c")]      # the multiples, and the newest
+    assert select(snaps, 5, last=False) == [(5, "a"), (10, "b")]
+
+
 def one_line_error(out, *words):
     assert out.returncode != 0
     err = out.stderr.strip().splitlines()
@@ -208,6 +248,9 @@ def test_ship_model_then_predict_by_name_and_resume_from_the_shipped_snapshot(en
     assert record["iterations"] == 10 and set(record["results"]) == {"Set5", "Set14"}
     assert (tmp_path / "models" / "fsrcnn-s_x3.caffemodel").exists()
     assert open(tmp_path / "models" / "fsrcnn-s_x3_curve.png", "rb").read(4) == b"\x89PNG"
+    assert open(tmp_path / "models" / "fsrcnn-s_x3_psnr.png", "rb").read(4) == b"\x89PNG"
+    kept_eval = json.loads((tmp_path / "models" / "training" / "fsrcnn-s-run" / "snapshot_eval.json").read_text())
+    assert kept_eval["Set5"]["10"]["psnr"] == pytest.approx(record["results"]["Set5"]["psnr"], abs=0.005)
     again = subprocess.run(tool, capture_output=True, text=True, env=env)
     assert again.returncode == 2 and "already exists" in again.stderr
     # the shipped name is what the inference tools use

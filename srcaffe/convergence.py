@@ -1,0 +1,149 @@
+"""Set5/Set14 PSNR of a run's snapshots against iteration: the papers' convergence figures.
+
+The test PSNR in Caffe's log is measured on test-set *patches*; the papers plot the image-level
+Set5 PSNR against the number of backprops (SRCNN Fig. 1 and 6, FSRCNN Fig. 5). This evaluates
+every snapshot with the toolkit's exact evaluation (evaluation.evaluate) and plots that, with the
+bicubic and paper lines.
+
+Results are kept in RUN_DIR/snapshot_eval.json, keyed by dataset and iteration and checked
+against the snapshot's size and mtime, so each snapshot is evaluated once and a run resumed in a
+later session (from models/training/<run>/, where release.ship keeps this file) only evaluates
+its new snapshots.
+"""
+import json
+import os
+
+from . import datasets, evaluation, papers, training
+from .errors import UserError
+from .inference import load_model
+
+CACHE = "snapshot_eval.json"
+PLOT = "snapshot_eval.png"
+
+
+def run_info(run_dir):
+    try:
+        with open(os.path.join(run_dir, "run.json")) as f:
+            info = json.load(f)
+        return info["model"], int(info["scale"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError("%s: not a run folder of run_train.sh (%s)" % (run_dir, exc))
+
+
+def snapshots(run_dir):
+    """[(iteration, caffemodel path)] of a run folder, in iteration order."""
+    found = []
+    for name in os.listdir(run_dir):
+        it = training.snapshot_iteration(name)
+        if it >= 0 and name.endswith(".caffemodel"):
+            found.append((it, os.path.join(run_dir, name)))
+    return sorted(found)
+
+
+def select(snaps, every=None, last=True):
+    """The snapshots at multiples of `every` (all when None), plus the newest when `last`."""
+    if not every:
+        return list(snaps)
+    picked = [s for s in snaps if s[0] % every == 0]
+    if last and snaps and snaps[-1] not in picked:
+        picked.append(snaps[-1])
+    return picked
+
+
+def _stamp(path):
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _load_cache(path):
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as exc:
+        raise UserError("%s: not valid JSON (%s); move it away to evaluate again" % (path, exc))
+
+
+def evaluate_snapshots(run_dir, dataset_names=("Set5", "Set14"), every=None, iterations=None, log=None):
+    """{dataset: [(iteration, psnr, ssim)]}: evaluates the snapshots of run_dir at multiples of
+    `every` and the newest (or exactly `iterations`) that the cache lacks, and returns every cached
+    point, including those of snapshots since deleted (a shipped run keeps only its newest)."""
+    model_name, scale = run_info(run_dir)
+    snaps = snapshots(run_dir)
+    if iterations is not None:
+        snaps = [s for s in snaps if s[0] in set(iterations)]
+    else:
+        snaps = select(snaps, every)
+    if not snaps:
+        raise UserError("%s: no %s.caffemodel snapshot" % (
+            run_dir, "/".join("_iter_%d" % i for i in iterations) if iterations else "*_iter_N"))
+    cache_path = os.path.join(run_dir, CACHE)
+    cache = _load_cache(cache_path)
+    images = {name: datasets.list_images(name) for name in dataset_names}
+    for it, path in snaps:
+        stamp = _stamp(path)
+        model = None
+        for name in dataset_names:
+            entry = cache.setdefault(name, {}).get(str(it))
+            if entry is None or entry.get("file") != stamp:
+                model = model or load_model(path, scale=scale, model=model_name)
+                r = evaluation.evaluate(model.upscaler, images[name], scale, model_name, dataset=name)
+                cache[name][str(it)] = dict(psnr=r["mean_psnr"], ssim=r["mean_ssim"], file=stamp)
+                if log:
+                    log("iteration %d: %s %.2f dB / %.4f" % (it, name, r["mean_psnr"], r["mean_ssim"]))
+        if model is not None:   # save as we go: an interrupted evaluation keeps what it did
+            _write_json(cache_path, cache)
+    return {name: sorted((int(it), e["psnr"], e["ssim"]) for it, e in cache[name].items())
+            for name in dataset_names}
+
+
+def _write_json(path, payload):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def bicubic_psnr(dataset, scale):
+    r = evaluation.evaluate(evaluation.bicubic_upscaler, datasets.list_images(dataset), scale, "bicubic", dataset)
+    return r["mean_psnr"]
+
+
+def format_table(curves):
+    names = list(curves)
+    its = sorted({it for rows in curves.values() for it, _, _ in rows})
+    by = {n: {it: (p, s) for it, p, s in rows} for n, rows in curves.items()}
+    head = "%10s" % "iteration" + "".join("  %16s" % ("%s PSNR / SSIM" % n) for n in names)
+    lines = [head, "-" * len(head)]
+    for it in its:
+        cells = ["  %16s" % ("%.2f / %.4f" % by[n][it] if it in by[n] else "-") for n in names]
+        lines.append("%10d" % it + "".join(cells))
+    return "\n".join(lines)
+
+
+def plot(curves, png_path, model_name, scale, title=None):
+    """PNG: one panel per dataset, PSNR against iteration, with bicubic and the paper's figure."""
+    from matplotlib.figure import Figure   # Agg canvas, no pyplot
+
+    fig = Figure(figsize=(8, 3.4 * len(curves)), dpi=100)
+    axes = fig.subplots(len(curves), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (name, rows) in zip(axes, curves.items()):
+        its, dbs = [r[0] for r in rows], [r[1] for r in rows]
+        ax.plot(its, dbs, "o-", ms=3, lw=1, label="%s x%d (this run)" % (model_name, scale))
+        refs = [(bicubic_psnr(name, scale), "bicubic", "grey")]
+        refs += [(value, source, "C%d" % (i + 1)) for i, (value, source) in
+                 enumerate(papers.published(model_name, name, scale))]
+        for value, label, color in refs:
+            ax.axhline(value, ls="--", lw=1, color=color, label="%s %.2f dB" % (label, value))
+        # Zoom on the trained range: the first snapshots and bicubic can sit a dB or more below.
+        top = max(dbs + [v for v, _, _ in refs[1:]])
+        ax.set_ylim(min(sorted(dbs)[len(dbs) // 10] - 0.2, refs[0][0] - 0.1), top + 0.15)
+        ax.set_ylabel("%s PSNR (dB)" % name)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right", fontsize="small")
+    axes[-1].set_xlabel("iteration (batch of 128 patches each)")
+    axes[0].set_title(title or "%s x%d: image PSNR of each snapshot (exact evaluation)" % (model_name, scale))
+    fig.tight_layout()
+    fig.savefig(png_path)
+    return png_path

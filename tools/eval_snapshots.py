@@ -1,0 +1,64 @@
+import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+
+import argparse
+
+os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
+
+from srcaffe import convergence  # noqa: E402
+from srcaffe.cli import run_main  # noqa: E402
+from srcaffe.errors import UserError  # noqa: E402
+
+DESCRIPTION = """\
+Set5/Set14 PSNR/SSIM of a training run's snapshots against iteration, with the exact evaluation
+of tools/evaluate.py: the papers' convergence figure (image PSNR against backprops), where the
+Caffe log only has the PSNR of test patches. Prints a table and plots RUN_DIR/snapshot_eval.png
+with the bicubic and paper lines."""
+
+EPILOG = """\
+examples:
+  python tools/eval_snapshots.py runs/fsrcnn-x3-adam --every 10000
+  python tools/eval_snapshots.py runs/srcnn-x3-adam --dataset Set5 --out results/srcnn_set5.png
+
+Each snapshot is evaluated once: the results are kept in RUN_DIR/snapshot_eval.json (re-evaluated
+only if the .caffemodel changes), so running it again while training goes on evaluates just the
+new snapshots, and tools/ship_model.py carries the file into models/training/<run>/ with the
+run's curve. The default plot, RUN_DIR/snapshot_eval.png, is redrawn each time (it only gains
+points); another --out that exists needs --force."""
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="tools/eval_snapshots.py", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder of ./run_train.sh (or models/training/<run>)")
+    p.add_argument("--dataset", nargs="+", default=["Set5", "Set14"], metavar="NAME",
+                   help="registered test sets (default: Set5 Set14)")
+    p.add_argument("--every", type=int, metavar="N",
+                   help="only snapshots at multiples of N iterations, and the newest (default: all)")
+    p.add_argument("--out", metavar="PNG", help="plot file (default: RUN_DIR/snapshot_eval.png)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not os.path.isdir(args.run_dir):
+        raise UserError("%s: no such run folder" % args.run_dir)
+    if args.every is not None and args.every < 1:
+        raise UserError("--every must be a positive number of iterations, not %d" % args.every)
+    out = args.out or os.path.join(args.run_dir, convergence.PLOT)
+    if args.out and os.path.exists(out) and not args.force:
+        raise UserError("%s: already exists; refusing to overwrite it (use --force)" % out)
+    model_name, scale = convergence.run_info(args.run_dir)
+    curves = convergence.evaluate_snapshots(args.run_dir, args.dataset, every=args.every,
+                                            log=lambda line: print(line, flush=True))
+    print(convergence.format_table(curves))
+    parent = os.path.dirname(out)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    convergence.plot(curves, out, model_name, scale)
+    print("wrote %s" % out)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
