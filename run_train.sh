@@ -13,6 +13,8 @@
 #   --deconv-only    train only the deconvolution: FSRCNN x2/x4 from an x3 model, the paper's way
 #                    (./run_train.sh fsrcnn --scale 2 --deconv-only --weights fsrcnn_x3.caffemodel)
 #   --base-lr LR     this segment's learning rate instead of the solver's (e.g. lower, to finish)
+#   --init NAME      a new run's weights: authors (the prototxt's fillers) or he (SRCNN: msra
+#                    fillers; the default under Adam, where gaussian(0.001) leaves ReLUs dead)
 #   --run-dir DIR    run folder (default runs/MODEL-xN-DATE-TIME/); never overwritten
 #   --no-aug         FSRCNN without the rotation/downscale augmentation (--aug forces it on)
 #   --data DIR       a prepared data folder (tools/prepare_data.py, or one class of tools/mmsr.py)
@@ -37,7 +39,7 @@ MODEL=$1; shift
 ARGS=("$MODEL") ENGINE= GPU=
 while [ $# -gt 0 ]; do
     case $1 in
-        --scale|--iters|--solver|--snapshot|--weights|--run-dir|--data|--base-lr) need "$@"; ARGS+=("$1" "$2"); shift 2 ;;
+        --scale|--iters|--solver|--snapshot|--weights|--run-dir|--data|--base-lr|--init) need "$@"; ARGS+=("$1" "$2"); shift 2 ;;
         --resume) ARGS+=(--resume); shift ;;
         --deconv-only) ARGS+=(--deconv-only); shift ;;
         --no-aug) ARGS+=(--augment no); shift ;;

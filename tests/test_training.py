@@ -158,6 +158,29 @@ def test_snapshot_selection():
     assert select(snaps, 5, last=False) == [(5, "a"), (10, "b")]
 
 
+def test_srcnn_under_adam_starts_from_he_fillers(env, tmp_path):
+    """Adam with the authors' gaussian(0.001) leaves half of SRCNN's ReLUs dead: under Adam a new
+    SRCNN run gets Caffe's msra filler (the run's net says so); the authors' SGD keeps theirs."""
+    import caffe
+    conv1_std = {}
+    for solver, init in (("adam", "he"), ("sgd", "authors")):
+        run_dir = tmp_path / solver
+        out = run_train(env, "srcnn", "--solver", solver, "--iters", 2, "--run-dir", run_dir)
+        assert out.returncode == 0, out.stderr[-1500:]
+        assert json.loads((run_dir / "run.json").read_text())["segments"][0]["init"] == init
+        net_text = (run_dir / "train_test-start.prototxt").read_text()
+        assert ('type: "msra"' in net_text) == (init == "he") and ("std: 0.001" in net_text) == (init == "authors")
+        net = caffe.Net(training.net_file("srcnn", 3, "deploy"), str(run_dir / "srcnn_x3_iter_2.caffemodel"), caffe.TEST)
+        conv1_std[solver] = net.params["conv1"][0].data.std()
+    assert 0.12 < conv1_std["adam"] < 0.2      # msra: sqrt(2 / (9*9)) = 0.157
+    assert conv1_std["sgd"] < 0.005            # gaussian 0.001, two small SGD steps later
+    out = run_train(env, "srcnn", "--init", "authors", "--iters", 2, "--run-dir", tmp_path / "adam-authors")
+    assert out.returncode == 0 and "std: 0.001" in (tmp_path / "adam-authors" / "train_test-start.prototxt").read_text()
+    one_line_error(run_train(env, "fsrcnn-s", "--init", "he"), "FSRCNN")
+    one_line_error(run_train(env, "srcnn", "--init", "xavier"), "unknown --init 'xavier'")
+    one_line_error(run_train(env, "srcnn", "--init", "he", "--resume", "--run-dir", tmp_path / "adam"), "--init")
+
+
 def one_line_error(out, *words):
     assert out.returncode != 0
     err = out.stderr.strip().splitlines()

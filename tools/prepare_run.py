@@ -28,11 +28,12 @@ def main(argv=None):
     p.add_argument("--data", help="a prepared data folder instead of the model's default")
     p.add_argument("--base-lr", type=float)
     p.add_argument("--deconv-only", action="store_true")
+    p.add_argument("--init")
     a = p.parse_args(argv)
     augment = None if a.augment is None else a.augment == "yes"
     out = training.prepare_run(a.model, a.scale, iters=a.iters, solver=a.solver, snapshot=a.snapshot,
                                resume=a.resume, weights=a.weights, run_dir=a.run_dir, augment=augment, data=a.data,
-                               base_lr=a.base_lr, deconv_only=a.deconv_only,
+                               base_lr=a.base_lr, deconv_only=a.deconv_only, init=a.init,
                                log=lambda msg: print(msg, file=sys.stderr))
     for key, value in out.items():
         print("%s=%s" % (key, value))
