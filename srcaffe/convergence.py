@@ -21,15 +21,6 @@ CACHE = "snapshot_eval.json"
 PLOT = "snapshot_eval.png"
 
 
-def run_info(run_dir):
-    try:
-        with open(os.path.join(run_dir, "run.json")) as f:
-            info = json.load(f)
-        return info["model"], int(info["scale"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError("%s: not a run folder of run_train.sh (%s)" % (run_dir, exc))
-
-
 def snapshots(run_dir):
     """[(iteration, caffemodel path)] of a run folder, in iteration order."""
     found = []
@@ -69,7 +60,8 @@ def evaluate_snapshots(run_dir, dataset_names=("Set5", "Set14"), every=None, ite
     """{dataset: [(iteration, psnr, ssim)]}: evaluates the snapshots of run_dir at multiples of
     `every` and the newest (or exactly `iterations`) that the cache lacks, and returns every cached
     point, including those of snapshots since deleted (a shipped run keeps only its newest)."""
-    model_name, scale = run_info(run_dir)
+    info = training.read_run(run_dir)
+    model_name, scale = info["model"], info["scale"]
     snaps = snapshots(run_dir)
     if iterations is not None:
         snaps = [s for s in snaps if s[0] in set(iterations)]

@@ -15,7 +15,7 @@ import shutil
 from . import ROOT, caffelog, convergence
 from .errors import UserError
 from .inference import models_dir, shipped_weights
-from .training import snapshot_iteration
+from .training import read_run, snapshot_iteration
 
 
 def snapshot_pair(run_dir, iteration=None):
@@ -31,9 +31,8 @@ def snapshot_pair(run_dir, iteration=None):
 
 def ship(run_dir, iteration=None, force=False, log=print):
     run_dir = os.path.abspath(run_dir)
-    model_name, scale = convergence.run_info(run_dir)
-    with open(os.path.join(run_dir, "run.json")) as f:
-        info = json.load(f)
+    info = read_run(run_dir)
+    model_name, scale = info["model"], info["scale"]
     weights, state = snapshot_pair(run_dir, iteration)
     stem = shipped_weights(model_name, scale)[:-len(".caffemodel")]
     keep = os.path.join(models_dir(), "training", os.path.basename(run_dir))

@@ -129,6 +129,18 @@ def check_caffemodel(path, model, scale):
 
 # ---- run folder ---------------------------------------------------------------------------------
 
+def read_run(run_dir):
+    """A run folder's run.json (model, scale, solver, data, segments)."""
+    try:
+        with open(os.path.join(run_dir, "run.json")) as f:
+            info = json.load(f)
+        info["scale"] = int(info["scale"])
+        nets.architecture(info["model"])
+        return info
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError("%s: not a run folder of run_train.sh (%s)" % (run_dir, exc))
+
+
 def snapshot_iteration(path):
     """N of a Caffe snapshot `<prefix>_iter_N.caffemodel|.solverstate`, else -1."""
     match = re.search(r"_iter_(\d+)\.(caffemodel|solverstate)$", os.fspath(path))

@@ -4,7 +4,7 @@ import argparse
 
 os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
 
-from srcaffe import convergence  # noqa: E402
+from srcaffe import convergence, training  # noqa: E402
 from srcaffe.cli import run_main  # noqa: E402
 from srcaffe.errors import UserError  # noqa: E402
 
@@ -48,14 +48,14 @@ def main(argv=None):
     out = args.out or os.path.join(args.run_dir, convergence.PLOT)
     if args.out and os.path.exists(out) and not args.force:
         raise UserError("%s: already exists; refusing to overwrite it (use --force)" % out)
-    model_name, scale = convergence.run_info(args.run_dir)
+    info = training.read_run(args.run_dir)
     curves = convergence.evaluate_snapshots(args.run_dir, args.dataset, every=args.every,
                                             log=lambda line: print(line, flush=True))
     print(convergence.format_table(curves))
     parent = os.path.dirname(out)
     if parent:
         os.makedirs(parent, exist_ok=True)
-    convergence.plot(curves, out, model_name, scale)
+    convergence.plot(curves, out, info["model"], info["scale"])
     print("wrote %s" % out)
     return 0
 
