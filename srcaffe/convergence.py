@@ -6,7 +6,7 @@ every snapshot with the toolkit's exact evaluation (evaluation.evaluate) and plo
 bicubic and paper lines.
 
 Results are kept in RUN_DIR/snapshot_eval.json, keyed by dataset and iteration and checked
-against the snapshot's size and mtime, so each snapshot is evaluated once and a run resumed in a
+against the snapshot's SHA-256 (copies keep it, mtimes do not), so each snapshot is evaluated once and a run resumed in a
 later session (from models/training/<run>/, where release.ship keeps this file) only evaluates
 its new snapshots.
 """
@@ -41,11 +41,6 @@ def select(snaps, every=None, last=True):
     return picked
 
 
-def _stamp(path):
-    st = os.stat(path)
-    return [st.st_size, st.st_mtime_ns]
-
-
 def _load_cache(path):
     if not os.path.isfile(path):
         return {}
@@ -74,14 +69,14 @@ def evaluate_snapshots(run_dir, dataset_names=("Set5", "Set14"), every=None, ite
     cache = _load_cache(cache_path)
     images = {name: datasets.list_images(name) for name in dataset_names}
     for it, path in snaps:
-        stamp = _stamp(path)
+        stamp = datasets.sha256_file(path)
         model = None
         for name in dataset_names:
             entry = cache.setdefault(name, {}).get(str(it))
-            if entry is None or entry.get("file") != stamp:
+            if entry is None or entry.get("sha256") != stamp:
                 model = model or load_model(path, scale=scale, model=model_name)
                 r = evaluation.evaluate(model.upscaler, images[name], scale, model_name, dataset=name)
-                cache[name][str(it)] = dict(psnr=r["mean_psnr"], ssim=r["mean_ssim"], file=stamp)
+                cache[name][str(it)] = dict(psnr=r["mean_psnr"], ssim=r["mean_ssim"], sha256=stamp)
                 if log:
                     log("iteration %d: %s %.2f dB / %.4f" % (it, name, r["mean_psnr"], r["mean_ssim"]))
         if model is not None:   # save as we go: an interrupted evaluation keeps what it did
@@ -114,8 +109,9 @@ def format_table(curves):
     return "\n".join(lines)
 
 
-def plot(curves, png_path, model_name, scale, title=None):
-    """PNG: one panel per dataset, PSNR against iteration, with bicubic and the paper's figure."""
+def plot(curves, png_path, model_name, scale, segments=(), title=None):
+    """PNG: one panel per dataset, PSNR against iteration, with bicubic and the paper's figure;
+    segments (run.json's) mark where training resumed, with the segment's --base-lr if it had one."""
     from matplotlib.figure import Figure   # Agg canvas, no pyplot
 
     fig = Figure(figsize=(8, 3.4 * len(curves)), dpi=100)
@@ -132,10 +128,16 @@ def plot(curves, png_path, model_name, scale, title=None):
         # first ones, before they pass bicubic) may fall below the range.
         top = max(dbs + [v for v, _, _ in refs[1:]])
         ax.set_ylim(min(sorted(dbs)[len(dbs) // 10] - 0.2, refs[0][0] - 0.1), top + 0.15)
+        for seg in segments:
+            if seg.get("start_iter"):
+                ax.axvline(seg["start_iter"], color="grey", ls=":", lw=1)
+                if seg.get("base_lr") and ax is axes[0]:
+                    ax.annotate("lr %g" % seg["base_lr"], (seg["start_iter"], 1), xycoords=("data", "axes fraction"),
+                                xytext=(2, -10), textcoords="offset points", fontsize=7, color="grey")
         ax.set_ylabel("%s PSNR (dB)" % name)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right", fontsize="small")
-    axes[-1].set_xlabel("iteration (batch of 128 patches each)")
+    axes[-1].set_xlabel("iteration (batch of 128 patches each)" + ("; dotted: resumed" if segments else ""))
     axes[0].set_title(title or "%s x%d: image PSNR of each snapshot (exact evaluation)" % (model_name, scale))
     fig.tight_layout()
     fig.savefig(png_path)

@@ -59,7 +59,7 @@ def ship(run_dir, iteration=None, force=False, log=print):
     with open(stem + ".json", "w") as f:
         json.dump(record, f, indent=1)
     caffelog.plot(parsed, stem + "_curve.png", title="%s x%d (%s)" % (model_name, scale, info.get("solver")))
-    convergence.plot(curves, stem + "_psnr.png", model_name, scale)
+    convergence.plot(curves, stem + "_psnr.png", model_name, scale, info.get("segments", ()))
     # The resumable part of the run: the log, the run description, the snapshot evaluations so
     # far, the newest snapshot pair.
     extra = [os.path.join(run_dir, "run.json"), os.path.join(run_dir, convergence.CACHE), weights]

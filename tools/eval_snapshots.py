@@ -55,7 +55,7 @@ def main(argv=None):
     parent = os.path.dirname(out)
     if parent:
         os.makedirs(parent, exist_ok=True)
-    convergence.plot(curves, out, info["model"], info["scale"])
+    convergence.plot(curves, out, info["model"], info["scale"], info.get("segments", ()))
     print("wrote %s" % out)
     return 0
 
