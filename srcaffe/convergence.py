@@ -132,8 +132,9 @@ def plot(curves, png_path, model_name, scale, segments=(), title=None):
             if seg.get("start_iter"):
                 ax.axvline(seg["start_iter"], color="grey", ls=":", lw=1)
                 if seg.get("base_lr") and ax is axes[0]:
-                    ax.annotate("lr %g" % seg["base_lr"], (seg["start_iter"], 1), xycoords=("data", "axes fraction"),
-                                xytext=(2, -10), textcoords="offset points", fontsize=7, color="grey")
+                    ax.annotate("lr %g" % seg["base_lr"], (seg["start_iter"], 0.97), xycoords=("data", "axes fraction"),
+                                xytext=(2, 0), textcoords="offset points", fontsize=7, color="grey",
+                                rotation=90, va="top")
         ax.set_ylabel("%s PSNR (dB)" % name)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right", fontsize="small")

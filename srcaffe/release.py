@@ -59,7 +59,9 @@ def ship(run_dir, iteration=None, force=False, log=print):
     with open(stem + ".json", "w") as f:
         json.dump(record, f, indent=1)
     caffelog.plot(parsed, stem + "_curve.png", title="%s x%d (%s)" % (model_name, scale, info.get("solver")))
-    convergence.plot(curves, stem + "_psnr.png", model_name, scale, info.get("segments", ()))
+    upto = {name: [r for r in rows if r[0] <= iteration] for name, rows in curves.items()}
+    convergence.plot(upto, stem + "_psnr.png", model_name, scale,
+                     [s for s in info.get("segments", ()) if s["start_iter"] < iteration])
     # The resumable part of the run: the log, the run description, the snapshot evaluations so
     # far, the newest snapshot pair.
     extra = [os.path.join(run_dir, "run.json"), os.path.join(run_dir, convergence.CACHE), weights]
