@@ -212,8 +212,7 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
         check_caffemodel(weights, model, scale)
 
     if data is None and run_dir and os.path.isfile(os.path.join(run_dir, "run.json")):
-        with open(os.path.join(run_dir, "run.json")) as f:
-            data = json.load(f).get("data")   # a resumed run keeps the data it was started with
+        data = read_run(run_dir).get("data")   # a resumed run keeps the data it was started with
         if data and not os.path.isdir(data):   # a run folder from another machine: prepare it here
             data = None
     if data:
@@ -233,8 +232,7 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
     info_path = os.path.join(run_dir, "run.json")
     info = {}
     if os.path.isfile(info_path):
-        with open(info_path) as f:
-            info = json.load(f)
+        info = read_run(run_dir)
         if (info.get("model"), info.get("scale")) != (model, scale):
             raise UserError("%s is a run of %s x%s, not %s x%d" % (run_dir, info.get("model"), info.get("scale"), model, scale))
         if not snapshot:
