@@ -211,8 +211,10 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
         weights = os.path.abspath(weights)
         check_caffemodel(weights, model, scale)
 
-    if data is None and run_dir and os.path.isfile(os.path.join(run_dir, "run.json")):
-        data = read_run(run_dir).get("data")   # a resumed run keeps the data it was started with
+    # the run.json of the run this segment continues, if any (a new run's folder has none)
+    info = read_run(run_dir) if run_dir and os.path.isfile(os.path.join(run_dir, "run.json")) else None
+    if data is None and info:
+        data = info.get("data")   # a resumed run keeps the data it was started with
         if data and not os.path.isdir(data):   # a run folder from another machine: prepare it here
             data = None
     if data:
@@ -230,15 +232,15 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
             run_dir += "+"
     run_dir = os.path.abspath(run_dir)
     info_path = os.path.join(run_dir, "run.json")
-    info = {}
-    if os.path.isfile(info_path):
-        info = read_run(run_dir)
+    if info is not None:
         if (info.get("model"), info.get("scale")) != (model, scale):
             raise UserError("%s is a run of %s x%s, not %s x%d" % (run_dir, info.get("model"), info.get("scale"), model, scale))
         if not snapshot:
             raise UserError("%s already holds a run; resume it with --resume, or pick another --run-dir" % run_dir)
-    elif os.path.isdir(run_dir) and os.listdir(run_dir):
-        raise UserError("%s exists and is not empty; pick another --run-dir" % run_dir)
+    else:
+        if os.path.isdir(run_dir) and os.listdir(run_dir):
+            raise UserError("%s exists and is not empty; pick another --run-dir" % run_dir)
+        info = {}
     os.makedirs(run_dir, exist_ok=True)
 
     start_iter, snapshot = check_solverstate(snapshot, model, scale, solver, run_dir) if snapshot else (0, None)
