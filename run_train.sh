@@ -12,7 +12,8 @@
 #   --weights FILE   start from the weights of a .caffemodel (fine-tuning)
 #   --deconv-only    train only the deconvolution: FSRCNN x2/x4 from an x3 model, the paper's way
 #                    (./run_train.sh fsrcnn --scale 2 --deconv-only --weights fsrcnn_x3.caffemodel)
-#   --base-lr LR     this segment's learning rate instead of the solver's (e.g. lower, to finish)
+#   --base-lr LR     this segment's learning rate (e.g. lower, to finish); default: the solver's,
+#                    or when resuming, the one the run's last segment used
 #   --init NAME      a new run's weights: authors (the prototxt's fillers) or he (SRCNN: msra
 #                    fillers; the default under Adam, where gaussian(0.001) leaves ReLUs dead)
 #   --run-dir DIR    run folder (default runs/MODEL-xN-DATE-TIME/); never overwritten

@@ -73,12 +73,10 @@ def param_shapes(model, scale):
     return shapes
 
 
-def check_solverstate(path, model, scale, solver, cwd):
+def check_solverstate(path, model, scale, solver):
     """A clear sentence instead of Caffe's "Incorrect length of history blobs" abort.
 
-    Returns (iteration, solverstate to give Caffe). A solverstate names its .caffemodel
-    (learned_net); when that path is gone but the file lies next to the solverstate (a run folder
-    copied to another machine or folder), a relocated copy naming it is written into `cwd`.
+    Returns the parsed SolverState (its `iter` is the snapshot's iteration).
     """
     from caffe.proto import caffe_pb2
     from .inference import blob_shape
@@ -104,18 +102,29 @@ def check_solverstate(path, model, scale, solver, cwd):
     written_by = "adam" if len(history) == 2 * len(expected) else "sgd"   # Adam keeps two moments
     if written_by != solver:
         raise UserError("%s was written by the %s solver; resume it with --solver %s" % (path, written_by, written_by))
+    return state
+
+
+def locate_learned_net(path, state, cwd):
+    """The solverstate to give Caffe, run from `cwd`.
+
+    A solverstate names its .caffemodel (learned_net); when that path is gone but the file lies
+    next to the solverstate (a run folder copied to another machine or folder), a relocated copy
+    naming it is written into `cwd`.
+    """
     learned = state.learned_net if os.path.isabs(state.learned_net) else os.path.join(cwd, state.learned_net)
     if os.path.isfile(learned):
-        return state.iter, path
+        return path
     beside = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.basename(state.learned_net))
     if not os.path.isfile(beside):
         raise UserError("%s: its weights %s are missing" % (path, learned))
     state.learned_net = beside
     relocated = os.path.join(cwd, os.path.basename(path)[:-len(".solverstate")] + ".relocated.solverstate")
     if not os.path.exists(relocated):
+        os.makedirs(cwd, exist_ok=True)
         with open(relocated, "wb") as f:
             f.write(state.SerializeToString())
-    return state.iter, relocated
+    return relocated
 
 
 def check_caffemodel(path, model, scale):
@@ -171,7 +180,8 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
 
     data: a prepared data folder (train.txt, test.txt, meta.json) to use instead of the default
     one of this model's geometry, e.g. one class of a multi-model split.
-    base_lr: this segment's learning rate instead of the solver's (e.g. a lower one to finish).
+    base_lr: this segment's learning rate instead of the solver's (e.g. a lower one to finish);
+    default when resuming a run: its last segment's.
     deconv_only: train only the last layer (FSRCNN x2/x4 from the x3 model given by `weights`).
     init: the initial weights of a new run: "authors" (the prototxt's fillers) or "he" (SRCNN only);
     default: default_init().
@@ -213,6 +223,12 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
 
     # the run.json of the run this segment continues, if any (a new run's folder has none)
     info = read_run(run_dir) if run_dir and os.path.isfile(os.path.join(run_dir, "run.json")) else None
+    if base_lr is None and snapshot and info and info.get("segments"):
+        # Caffe's solverstate holds no learning rate: a resumed run keeps its last segment's,
+        # not the solver file's (Adam's 1e-3 would undo a run that was being annealed).
+        base_lr = info["segments"][-1].get("base_lr")
+        if base_lr is not None:
+            log("learning rate %g, the last segment's (--base-lr LR to change it)" % base_lr)
     if data is None and info:
         data = info.get("data")   # a resumed run keeps the data it was started with
         if data and not os.path.isdir(data):   # a run folder from another machine: prepare it here
@@ -241,14 +257,18 @@ def prepare_run(model, scale, iters=None, solver=None, snapshot=None, resume=Fal
         if os.path.isdir(run_dir) and os.listdir(run_dir):
             raise UserError("%s exists and is not empty; pick another --run-dir" % run_dir)
         info = {}
-    os.makedirs(run_dir, exist_ok=True)
 
-    start_iter, snapshot = check_solverstate(snapshot, model, scale, solver, run_dir) if snapshot else (0, None)
+    state = check_solverstate(snapshot, model, scale, solver) if snapshot else None
+    start_iter = state.iter if state else 0
     with open(solver_file(model, scale, solver)) as f:
         solver_text = f.read()
     max_iter = iters if iters is not None else int(re.search(r"(?m)^max_iter:\s*(\d+)", solver_text).group(1))
     if max_iter <= start_iter:
         raise UserError("--iters %d is not past the snapshot's iteration %d" % (max_iter, start_iter))
+    if state:
+        snapshot = locate_learned_net(snapshot, state, run_dir)
+    # made only now: a command refused above leaves no empty run folder behind
+    os.makedirs(run_dir, exist_ok=True)
 
     # This segment's exact files: the net with absolute data paths, the solver pointing at it.
     segment = "from%d" % start_iter if start_iter else "start"

@@ -206,6 +206,9 @@ def test_bad_inputs_are_one_line_errors(env, tmp_path):
     one_line_error(run_train(env, "fsrcnn", "--snapshot", state, "--run-dir", tmp_path / "other"), "another network")
     one_line_error(run_train(env, "fsrcnn-s", "--snapshot", state, "--solver", "sgd", "--run-dir", tmp_path / "o2"),
                    "adam")
+    one_line_error(run_train(env, "fsrcnn-s", "--snapshot", state, "--iters", 5, "--run-dir", tmp_path / "o3"),
+                   "--iters 5", "iteration 10")
+    assert not any((tmp_path / d).exists() for d in ("other", "o2", "o3"))   # refused: no empty run folder left
     # a run folder of x3 resumed as x2: the data/net scale mismatch is named before Caffe starts
     one_line_error(run_train(env, "fsrcnn-s", "--scale", 2, "--snapshot", state), "x3", "x2")
     one_line_error(run_train(env, "fsrcnn-s", "--iters", 5, "--run-dir", run_dir), "already holds a run")
@@ -257,6 +260,30 @@ def test_x2_from_x3_fine_tunes_only_the_deconvolution(env, tmp_path):
         same = all(np.array_equal(a.data, b.data) for a, b in zip(before.params[name], after.params[name]))
         assert same == (name != "conv3"), name      # everything frozen but the deconvolution
     one_line_error(run_train(env, "fsrcnn-s", "--deconv-only", "--iters", 5), "--deconv-only")
+
+
+def test_a_resumed_run_keeps_its_last_learning_rate_unless_given_another(env, tmp_path):
+    def base_lr(segment):
+        return float(re.search(r"(?m)^base_lr: (\S+)", (run_dir / ("solver-%s.prototxt" % segment)).read_text()).group(1))
+
+    run_dir = tmp_path / "annealed"
+    assert run_train(env, "fsrcnn-s", "--iters", 4, "--base-lr", 3e-5, "--run-dir", run_dir).returncode == 0
+    kept = run_train(env, "fsrcnn-s", "--resume", "--run-dir", run_dir, "--iters", 6)
+    assert kept.returncode == 0, kept.stderr[-1500:]
+    assert base_lr("from4") == 3e-5 and "learning rate 3e-05, the last segment's" in kept.stderr
+    state = run_dir / "fsrcnn-s_x3_iter_6.solverstate"
+    assert run_train(env, "fsrcnn-s", "--snapshot", state, "--iters", 8, "--base-lr", 1e-4).returncode == 0
+    assert base_lr("from6") == 1e-4
+    assert run_train(env, "fsrcnn-s", "--resume", "--run-dir", run_dir, "--iters", 10).returncode == 0
+    assert base_lr("from8") == 1e-4
+    assert [seg["base_lr"] for seg in training.read_run(str(run_dir))["segments"]] == [3e-5, 3e-5, 1e-4, 1e-4]
+
+    # a run that never set one resumes at the solver file's rate
+    solver_lr = float(re.search(r"(?m)^base_lr: (\S+)", open(training.solver_file("fsrcnn-s", 3, "adam")).read()).group(1))
+    run_dir = tmp_path / "plain"
+    assert run_train(env, "fsrcnn-s", "--iters", 2, "--run-dir", run_dir).returncode == 0
+    assert run_train(env, "fsrcnn-s", "--resume", "--run-dir", run_dir, "--iters", 4).returncode == 0
+    assert base_lr("start") == base_lr("from2") == solver_lr
 
 
 def test_ship_model_then_predict_by_name_and_resume_from_the_shipped_snapshot(env, tmp_path):
