@@ -263,8 +263,11 @@ def test_x2_from_x3_fine_tunes_only_the_deconvolution(env, tmp_path):
 
 
 def test_a_resumed_run_keeps_its_last_learning_rate_unless_given_another(env, tmp_path):
+    def solver_lr(path):
+        return float(re.search(r"(?m)^base_lr: (\S+)", open(path).read()).group(1))
+
     def base_lr(segment):
-        return float(re.search(r"(?m)^base_lr: (\S+)", (run_dir / ("solver-%s.prototxt" % segment)).read_text()).group(1))
+        return solver_lr(run_dir / ("solver-%s.prototxt" % segment))
 
     run_dir = tmp_path / "annealed"
     assert run_train(env, "fsrcnn-s", "--iters", 4, "--base-lr", 3e-5, "--run-dir", run_dir).returncode == 0
@@ -279,11 +282,10 @@ def test_a_resumed_run_keeps_its_last_learning_rate_unless_given_another(env, tm
     assert [seg["base_lr"] for seg in training.read_run(str(run_dir))["segments"]] == [3e-5, 3e-5, 1e-4, 1e-4]
 
     # a run that never set one resumes at the solver file's rate
-    solver_lr = float(re.search(r"(?m)^base_lr: (\S+)", open(training.solver_file("fsrcnn-s", 3, "adam")).read()).group(1))
     run_dir = tmp_path / "plain"
     assert run_train(env, "fsrcnn-s", "--iters", 2, "--run-dir", run_dir).returncode == 0
     assert run_train(env, "fsrcnn-s", "--resume", "--run-dir", run_dir, "--iters", 4).returncode == 0
-    assert base_lr("start") == base_lr("from2") == solver_lr
+    assert base_lr("start") == base_lr("from2") == solver_lr(training.solver_file("fsrcnn-s", 3, "adam"))
 
 
 def test_ship_model_then_predict_by_name_and_resume_from_the_shipped_snapshot(env, tmp_path):
