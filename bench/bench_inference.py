@@ -21,9 +21,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import inference, matlab, nets  # noqa: E402
+from srcaffe import inference, matlab, nets, paths  # noqa: E402
 from srcaffe.evaluation import prepare_pair  # noqa: E402
-from srcaffe.patches import dataset_images  # noqa: E402
+from srcaffe.hdf5_patches import dataset_images  # noqa: E402
 
 SCALE = 3
 
@@ -68,7 +68,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         weights, kind = a.model, "given"
         if weights is None:
-            weights, kind = inference.shipped_weights(a.arch, SCALE), "shipped"
+            weights, kind = paths.shipped_weights(a.arch, SCALE), "shipped"
             if not os.path.isfile(weights):
                 weights, kind = os.path.join(tmp, "random.caffemodel"), "random (no trained model found)"
                 random_weights(a.arch, weights)

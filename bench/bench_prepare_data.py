@@ -12,7 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import patches  # noqa: E402
+from srcaffe import hdf5_patches  # noqa: E402
 
 
 def main():
@@ -26,7 +26,7 @@ def main():
         print("%-22s %9s %12s %10s" % ("set", "seconds", "patches", "files"))
         for model, augment in (("fsrcnn", True), ("fsrcnn", False), ("srcnn", False)):
             start = time.time()
-            folder = patches.prepare(model, 3, augment=augment, log=lambda msg: None)
+            folder = hdf5_patches.prepare(model, 3, augment=augment, log=lambda msg: None)
             seconds = time.time() - start
             meta = json.load(open(os.path.join(folder, "meta.json")))
             print("%-22s %9.1f %12d %10d" % ("%s x3%s" % (model, " +aug" if augment else ""), seconds,

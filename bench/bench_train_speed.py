@@ -36,7 +36,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import ROOT, caffelog, nets, patches, training  # noqa: E402
+from srcaffe import ROOT, caffelog, hdf5_patches, nets, paths, solvers  # noqa: E402
 
 MODEL, SCALE, BATCH = "fsrcnn", 3, nets.TRAIN_BATCH
 CAFFE_VERSION = "1.0.0"
@@ -133,13 +133,13 @@ def caffe_env(threads):
 
 
 def prelu_layers():
-    text = open(training.net_file(MODEL, SCALE, "train_test")).read()
+    text = open(paths.net_file(MODEL, SCALE, "train_test")).read()
     return set(re.findall(r'name: "(\w+)"\s+type: "PReLU"', text))
 
 
 def caffe_time(binary, iters, env):
     """(ms forward+backward per iteration, ms of it in PReLU layers)."""
-    net = training.net_file(MODEL, SCALE, "train_test")
+    net = paths.net_file(MODEL, SCALE, "train_test")
     out = subprocess.run([binary, "time", "-model", net, "-iterations", str(iters)],
                          cwd=ROOT, env=env, capture_output=True, text=True)
     text = out.stdout + out.stderr
@@ -155,12 +155,11 @@ def caffe_time(binary, iters, env):
 
 def caffe_train(binary, iters, warmup, env, tmp):
     """ms per iteration of `caffe train` (Adam), from the log's timestamps after `warmup` iters."""
-    with open(training.solver_file(MODEL, SCALE, "adam")) as f:
-        text = f.read()
-    text = training.substitute(text, net=training.net_file(MODEL, SCALE, "train_test"),
-                               max_iter=iters, display=10, test_interval=10 ** 8,
-                               snapshot=0, snapshot_prefix=os.path.join(tmp, "snap"))
-    text += "test_initialization: false\nsnapshot_after_train: false\n"
+    s = solvers.read(paths.solver_file(MODEL, SCALE, "adam"))
+    s.net, s.max_iter, s.display, s.test_interval = paths.net_file(MODEL, SCALE, "train_test"), iters, 10, 10 ** 8
+    s.snapshot, s.snapshot_prefix = 0, os.path.join(tmp, "snap")
+    s.test_initialization, s.snapshot_after_train = False, False
+    text = solvers.to_text(s)
     solver = os.path.join(tmp, "solver.prototxt")
     with open(solver, "w") as f:
         f.write(text)
@@ -250,7 +249,7 @@ class TorchBench:
 def load_batches(n):
     import h5py
     import numpy as np
-    folder = patches.data_dir(MODEL, SCALE, augment=True)
+    folder = hdf5_patches.data_dir(MODEL, SCALE, augment=True)
     with open(os.path.join(folder, "train.txt")) as f:
         first = f.readline().strip()
     path = first if os.path.isabs(first) else os.path.join(ROOT, first)
@@ -323,7 +322,7 @@ def main(argv=None):
     else:
         builds, notes = default_builds(a.all_cached)
 
-    data_dir = patches.data_dir(MODEL, SCALE, augment=True)
+    data_dir = hdf5_patches.data_dir(MODEL, SCALE, augment=True)
     if not os.path.isfile(os.path.join(data_dir, "train.txt")):
         print("error: no training data in %s; run: python tools/prepare_data.py %s --scale %d"
               % (os.path.relpath(data_dir, ROOT), MODEL, SCALE), file=sys.stderr)

@@ -1,13 +1,26 @@
 """srcaffe: a Caffe-faithful reproduction toolkit for SRCNN and FSRCNN (Dong et al.).
 
-Modules:
-  matlab      MATLAB-exact image operations (imresize bicubic, rgb2ycbcr, modcrop, shave)
-  metrics     PSNR / SSIM as the authors and MATLAB compute them
-  images      reading and writing images
-  datasets    the T91 / Set5 / Set14 registry: fetch, verify, locate
-  evaluation  per-image and mean PSNR/SSIM of a method on a dataset
-  cli         shared command-line plumbing (one-line errors, exit codes)
-"""
-import os
+The pipeline, module by module (tools/*.py are thin command-line entry points over these):
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  datasets       T91 / Set5 / Set14: fetch (fetching: one verified downloader), verify, locate
+  matlab         MATLAB-exact image operations (imresize bicubic, rgb2ycbcr, modcrop, shave)
+  hdf5_patches   the authors' generate_train.m / data_aug.m: HDF5 patch folders for Caffe
+  nets           architectures (one Architecture per model and scale: layers, geometry,
+                 offsets, blob shapes) and their prototxt, written with net_spec
+  solvers        the authors' SGD and the CPU user's Adam, as caffe_pb2 SolverParameters
+  runs           a training run's folder: checks, data, the exact net and solver of a segment
+  trainer        `caffe train` on a run: its log, progress, signals, timed snapshots
+  caffelog       Caffe's training logs: parse, CSV, plots
+  snapshots      a run's snapshots: found, checked, chosen
+  weights        .caffemodel files: read, identified, checked (never by Caffe first)
+  snapshot_eval  Set5/Set14 PSNR of a run's snapshots (the papers' convergence figures)
+  release        shipping a run's weights into models/
+  inference      pycaffe on whole images, tiled and banded (predict)
+  evaluation     per-image and mean PSNR/SSIM of a method (metrics: PSNR/SSIM as MATLAB)
+  official/      the authors' released models in Caffe (registry, .mat, deploy nets, model, fetch)
+  mmsr/          multi-model SR: texture classes (TVAT), class data, jobs, routed reconstruction
+  paths, files, errors, cli, venv
+                 one place each for: locations and SRCAFFE_* variables, safe writes and the
+                 overwrite rule, the one-line error, command-line plumbing, the venv
+"""
+from .paths import ROOT  # noqa: F401

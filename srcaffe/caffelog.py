@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 
+from . import files
 from .cli import run_main
 from .errors import UserError
 
@@ -235,7 +236,7 @@ def plot(parsed, png_path, title=None):
     if title:
         axes[0].set_title(title)
     fig.tight_layout()
-    fig.savefig(png_path)
+    files.save_figure(fig, png_path)
     return png_path
 
 

@@ -1,4 +1,5 @@
 """Shared plumbing for tools/*.py: one-line errors and exit codes."""
+import argparse
 import os
 import sys
 
@@ -20,3 +21,13 @@ def run_main(main, argv=None):
         sys.stdout = open(os.devnull, "w")
         sys.exit(1)
     sys.exit(code or 0)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the toolkit's error contract: one line 'error: ...' (no usage block), exit 2."""
+
+    def error(self, message):
+        if message.startswith("unrecognized arguments: "):
+            message = "unknown option %s" % ", ".join("'%s'" % a for a in message.split(": ", 1)[1].split())
+        print("error: %s (see %s --help)" % (message, self.prog), file=sys.stderr)
+        sys.exit(2)

@@ -3,16 +3,13 @@
 Every registered file has a SHA-256 in datasets/SHA256SUMS; nothing unverified is ever used.
 Images live under $SRCAFFE_DATASETS/<name>/ (default: <repo>/datasets/<name>/).
 """
-import hashlib
 import os
-import shutil
 import sys
-import tempfile
-import urllib.request
-import zipfile
 
-from . import ROOT
+from . import files as safe_files
 from .errors import UserError
+from .fetching import fetch_verified, install, read_sha256sums, sha256_file  # noqa: F401 (re-exported)
+from .paths import ROOT, datasets_root as _datasets_root, datasets_source
 
 SUMS_FILE = os.path.join(ROOT, "datasets", "SHA256SUMS")
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -23,18 +20,6 @@ IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 _TEGG89 = "https://raw.githubusercontent.com/tegg89/SRCNN-Tensorflow/master/"
 _JINSUYOO = "https://raw.githubusercontent.com/jinsuyoo/srcnn/07ea13a9e4a3266e1f703913423405bda9600a7f/"
 _SRCNN_TRAIN_ZIP = "http://mmlab.ie.cuhk.edu.hk/projects/SRCNN/SRCNN_train.zip"
-
-
-def read_sha256sums(path):
-    """{relative path: sha256} from sha256sum lines 'digest  path' (a leading ./ or * dropped)."""
-    out = {}
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                digest, rel = line.split(None, 1)
-                rel = rel.strip().lstrip("*")
-                out[rel[2:] if rel.startswith("./") else rel] = digest.lower()
-    return out
 
 
 def _load_sums(path=SUMS_FILE):
@@ -81,30 +66,12 @@ def canonical_name(name):
 
 def datasets_root(root=None):
     """root, else $SRCAFFE_DATASETS, else <repo>/datasets."""
-    return os.path.abspath(root or os.environ.get("SRCAFFE_DATASETS") or os.path.join(ROOT, "datasets"))
+    return _datasets_root(root)
 
 
 def dataset_dir(name, root=None):
     """Folder that holds (or will hold) dataset `name`."""
     return os.path.join(datasets_root(root), canonical_name(name))
-
-
-_HASH_CACHE = {}
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-def sha256_file(path):
-    """SHA-256 of a file, cached on (path, size, mtime) so repeated verifies stay cheap."""
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
-    if key not in _HASH_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _HASH_CACHE[key] = h.hexdigest()
-    return _HASH_CACHE[key]
 
 
 def _check(path, expected):
@@ -134,70 +101,15 @@ def status(name, root=None):
 
 
 def _install(src_path, dest, expected):
-    """Copy src_path to dest atomically after checking its checksum."""
-    if sha256_file(src_path) != expected:
-        raise UserError("%s: checksum mismatch with datasets/SHA256SUMS; not copied" % src_path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".part-")
-    os.close(fd)
-    try:
-        shutil.copyfile(src_path, tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)                # mkstemp makes 0600; give a normal file mode
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _download(url, dest, timeout=60):
-    req = urllib.request.Request(url, headers={"User-Agent": "srcaffe-datasets"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:
-        shutil.copyfileobj(resp, out)
+    install(src_path, dest, expected, "datasets/SHA256SUMS")
 
 
 def _fetch_remote(name, todo, folder, log):
-    """Try each public source in turn for the files still in `todo` ({fname: sha}).
-    Returns {fname: reason} for the files no source could provide intact."""
-    failed = {f: "no source tried" for f in todo}
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmpdir:
-        for source in DATASETS[name]["sources"]:
-            if not failed:
-                break
-            if source[0] == "files":
-                for fname in sorted(failed):
-                    tmp = os.path.join(tmpdir, fname)
-                    try:
-                        _download(source[1] + fname, tmp)
-                        _install(tmp, os.path.join(folder, fname), todo[fname])
-                        log("downloaded %s" % os.path.join(folder, fname))
-                        del failed[fname]
-                    except (OSError, UserError) as exc:
-                        failed[fname] = "%s: %s" % (source[1] + fname, exc)
-            else:
-                archive = os.path.join(tmpdir, "archive.zip")
-                try:
-                    log("downloading %s" % source[1])
-                    _download(source[1], archive, timeout=300)
-                    with zipfile.ZipFile(archive) as zf:
-                        members = {m.replace("\\", "/"): m for m in zf.namelist()}
-                        for fname in sorted(failed):
-                            want = source[2] + fname
-                            hit = [m for m in members if m == want or m.endswith("/" + want)]
-                            if not hit:
-                                failed[fname] = "%s: no %s in the archive" % (source[1], want)
-                                continue
-                            tmp = os.path.join(tmpdir, fname)
-                            with zf.open(members[hit[0]]) as src, open(tmp, "wb") as out:
-                                shutil.copyfileobj(src, out)
-                            try:
-                                _install(tmp, os.path.join(folder, fname), todo[fname])
-                                log("extracted %s" % os.path.join(folder, fname))
-                                del failed[fname]
-                            except UserError as exc:
-                                failed[fname] = str(exc)
-                except (OSError, zipfile.BadZipFile) as exc:
-                    for fname in failed:
-                        failed[fname] = "%s: %s" % (source[1], exc)
-    return failed
+    """Each public source in turn; {fname: reason} of the files none could provide intact."""
+    sources = [(kind, url, (lambda f, prefix=(rest[0] if rest else ""): prefix + f))
+               for kind, url, *rest in DATASETS[name]["sources"]]
+    return fetch_verified(todo, folder, [("zip" if k == "zip" else "files", u, w) for k, u, w in sources],
+                          "datasets/SHA256SUMS", log)
 
 
 def fetch(name, source_dir=None, root=None, force=False, log=None):
@@ -214,7 +126,7 @@ def fetch(name, source_dir=None, root=None, force=False, log=None):
     if not files:
         raise UserError("%s: no checksums for dataset %s; cannot verify it" % (SUMS_FILE, name))
     folder = dataset_dir(name, root)
-    os.makedirs(folder, exist_ok=True)
+    safe_files.make_dir(folder)
     todo, differing = {}, []
     for fname, digest in sorted(files.items()):
         dest = os.path.join(folder, fname)
@@ -223,9 +135,9 @@ def fetch(name, source_dir=None, root=None, force=False, log=None):
                 continue
             differing.append(dest)
         todo[fname] = digest
-    if differing and not force:
-        raise UserError("%s: exists but differs from datasets/SHA256SUMS; refusing to overwrite "
-                        "(use --force to replace)%s" % (differing[0], _more(differing)))
+    if differing:
+        safe_files.check_new(differing[0], force, why="exists but differs from datasets/SHA256SUMS",
+                             more=_more(differing))
     if not todo:
         return 0
     if source_dir is not None:
@@ -294,7 +206,7 @@ def resolve_image(path, root=None):
                 if problem and not os.path.exists(found):
                     # Not fetched yet: fetch the dataset now (verified), as run_train.sh does.
                     try:
-                        fetch(name, source_dir=os.environ.get("SRCAFFE_DATASETS_FROM"), root=root,
+                        fetch(name, source_dir=datasets_source(), root=root,
                               log=lambda msg: print(msg, file=sys.stderr))
                         problem = _check(found, digest)
                     except UserError as exc:

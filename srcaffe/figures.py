@@ -2,22 +2,15 @@
 
 matplotlib's Figure with the Agg canvas (no pyplot): works without a display.
 """
-import os
 
 import numpy as np
 
-from .errors import UserError
+from . import files
 from .metrics import psnr
 
 
 def _save(fig, path, overwrite):
-    if os.path.exists(path) and not overwrite:
-        raise UserError("%s: already exists; refusing to overwrite it (use --force)" % path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return files.save_figure(fig, path, overwrite)
 
 
 def _show(ax, img, title, interpolation="nearest"):

@@ -4,6 +4,7 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from . import files
 from .errors import UserError
 
 
@@ -49,12 +50,9 @@ def save_image(path, img, overwrite=False):
         raise ValueError("save_image expects uint8 data, got %s (use matlab.to_uint8)" % img.dtype)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
-    if os.path.exists(path) and not overwrite:
-        raise UserError("%s: already exists; refusing to overwrite it (use --force / overwrite=True)" % path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    try:
-        Image.fromarray(img).save(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError("%s: cannot write image (%s)" % (path, exc)) from None
+    with files.writing(path, overwrite) as tmp:
+        try:
+            Image.fromarray(img).save(tmp, format=Image.registered_extensions().get(
+                os.path.splitext(path)[1].lower()))
+        except (ValueError, KeyError) as exc:
+            raise UserError("%s: cannot write image (%s)" % (path, exc)) from None

@@ -16,17 +16,17 @@ Every caffemodel is checked against the architecture before Caffe sees it: Caffe
 whole process on a mismatch.
 """
 import contextlib
-import functools
 import os
-import re
 import tempfile
 
 os.environ.setdefault("GLOG_minloglevel", "2")   # before caffe is imported: no glog chatter
 
 import numpy as np
 
-from . import ROOT, matlab, nets
+from . import matlab, nets
 from .errors import UserError
+from .paths import ROOT, net_file, shipped_weights
+from .weights import check_scale, check_weights, identify
 
 PADS = ("replicate", "zero")
 DEFAULT_TILE = None    # tile side in LR pixels; None: the largest within MEMORY_BUDGET
@@ -34,156 +34,18 @@ MEMORY_BUDGET = 256 << 20   # bytes of Caffe blobs and im2col buffers for one ti
 DEFAULT_SCALE = 3
 
 
-# ---- checking weights -----------------------------------------------------------------------
-
-def _fmt(shapes):
-    return "[%s]" % ", ".join("x".join(map(str, s)) or "scalar" for s in shapes)
-
-
-@functools.lru_cache(maxsize=None)
-def expected_blobs(model, scale):
-    """{layer name: [blob shapes]} of a model's learnable layers, from its deploy prototxt."""
-    from caffe.proto import caffe_pb2
-    from google.protobuf import text_format
-
-    from .training import param_shapes
-
-    net = text_format.Parse(nets.deploy_net(model, scale), caffe_pb2.NetParameter())
-    shapes, out = list(param_shapes(model, scale)), {}
-    for layer in net.layer:
-        n = {"Convolution": 2, "Deconvolution": 2, "PReLU": 1}.get(layer.type, 0)
-        if n:
-            out[layer.name], shapes = shapes[:n], shapes[n:]
-    return out
-
-
-def read_blobs(path):
-    """{layer name: [(shape, blob)]} of a .caffemodel (parsed by protobuf, not by Caffe)."""
-    from caffe.proto import caffe_pb2
-
-    if not os.path.isfile(path):
-        raise UserError("%s: not found" % path)
-    if path.endswith(".solverstate"):
-        raise UserError("%s is a .solverstate (training state): give its .caffemodel" % path)
-    net = caffe_pb2.NetParameter()
-    try:
-        with open(path, "rb") as f:
-            net.ParseFromString(f.read())
-    except Exception:
-        raise UserError("%s: not a Caffe .caffemodel (it does not parse)" % path) from None
-    out = {}
-    for layer in list(net.layer) + list(net.layers):   # net.layers: old (V1) caffemodels
-        if layer.blobs:
-            out[layer.name] = [(_blob_shape(b), b) for b in layer.blobs]
-    if not out:
-        raise UserError("%s: not a Caffe .caffemodel (no layer holds weights)" % path)
-    for name, blobs in out.items():   # Caffe aborts on a blob whose data does not fill its shape
-        for shape, b in blobs:
-            if max(len(b.data), len(b.double_data)) != int(np.prod(_plain(shape))):
-                raise UserError("%s: layer %s holds a truncated blob (corrupt .caffemodel)" % (path, name))
-    return out
-
-
-def _blob_shape(blob):
-    """As Caffe reads it: legacy num/channels/height/width, else shape (absent for a 0-axis blob)."""
-    if any(blob.HasField(f) for f in ("num", "channels", "height", "width")):
-        return ("4d", blob.num, blob.channels, blob.height, blob.width)
-    return tuple(blob.shape.dim)
-
-
-def blob_shape(blob):
-    """The shape of a BlobProto as a plain tuple (() for a scalar such as a shared PReLU slope)."""
-    return _plain(_blob_shape(blob))
-
-
-def _same_shape(found, wanted):
-    if found[:1] == ("4d",):   # Caffe compares legacy blobs with the shape padded to 4 axes by 1s
-        return found[1:] == (1,) * (4 - len(wanted)) + tuple(wanted)
-    return found == tuple(wanted)
-
-
-def shapes_of(found):
-    """{layer: [shape]} of read_blobs() output, legacy 4-D shapes as Caffe would read them."""
-    return {name: [s for s, _ in blobs] for name, blobs in found.items()}
-
-
-def _plain(shape):
-    return shape[1:] if shape[:1] == ("4d",) else shape
-
-
-def _difference(found, expected, model):
-    """None when the learnable layers {name: [shape]} are exactly the model's, else what differs."""
-    for name, shapes in expected.items():
-        if name not in found:
-            return "it has no layer %s" % name
-        got = found[name]
-        if len(got) != len(shapes) or not all(map(_same_shape, got, shapes)):
-            return "layer %s holds %s, %s expects %s" % (name, _fmt(map(_plain, got)), model, _fmt(shapes))
-    extra = sorted(set(found) - set(expected))
-    return "it has extra layers %s" % ", ".join(extra) if extra else None
-
-
-def _candidates(found):
-    """Known model names, plus fsrcnn-D-S-M read off the shapes of an FSRCNN-like net."""
-    names = list(nets.MODELS)
-    try:
-        d, s = found["conv1"][0][-4], found["conv2"][0][-4]
-        m = sum(bool(re.fullmatch(r"conv2\d+", n)) for n in found) - 1
-        if m >= 0:
-            names.append("fsrcnn-%d-%d-%d" % (d, s, m))
-    except (KeyError, IndexError, TypeError):
-        pass
-    return names
-
-
-def identify(path_or_shapes, scale=DEFAULT_SCALE, what=None):
-    """The architecture whose learnable layers a caffemodel (or a {layer: [shape]}) holds."""
-    found = path_or_shapes
-    if not isinstance(found, dict):
-        what, found = what or path_or_shapes, shapes_of(read_blobs(path_or_shapes))
-    for name in _candidates(found):
-        if _difference(found, expected_blobs(name, scale), name) is None:
-            return name
-    layers = ", ".join("%s %s" % (n, _fmt(map(_plain, s))) for n, s in found.items())
-    raise UserError("%s: matches none of the known networks (%s); its layers: %s"
-                    % (what, ", ".join(nets.MODELS), layers))
-
-
-def check_weights(path_or_shapes, model, scale, what=None):
-    """UserError naming the file unless it holds exactly `model`'s weights."""
-    found = path_or_shapes
-    if not isinstance(found, dict):
-        what, found = what or path_or_shapes, shapes_of(read_blobs(path_or_shapes))
-    diff = _difference(found, expected_blobs(model, scale), model)
-    if diff:
-        try:
-            hint = "; it looks like %s (use --arch %s)" % ((identify(found, scale, what),) * 2)
-        except UserError:
-            hint = ""
-        raise UserError("%s: does not hold %s weights: %s%s" % (what, model, diff, hint))
-
-
 # ---- the model ------------------------------------------------------------------------------
-
-def models_dir():
-    """Where the toolkit's trained models are shipped ($SRCAFFE_MODELS overrides models/)."""
-    return os.environ.get("SRCAFFE_MODELS") or os.path.join(ROOT, "models")
-
-
-def shipped_weights(model, scale):
-    return os.path.join(models_dir(), "%s_x%d.caffemodel" % (model, scale))
-
 
 @contextlib.contextmanager
 def deploy_prototxt(model, scale):
     """Path of the deploy prototxt: the committed one, or (a variant such as fsrcnn-D-S-M) the
     generator's text in a temporary file."""
-    path = os.path.join(ROOT, "prototxt", "%s_x%d_deploy.prototxt" % (model, scale))
+    path = net_file(model, scale, "deploy")
     if os.path.isfile(path):
         yield path
         return
     with tempfile.NamedTemporaryFile("w", suffix=".prototxt") as f:
-        f.write(nets.deploy_net(model, scale))
+        f.write(nets.arch(model, scale).deploy_prototxt())
         f.flush()
         yield f.name
 
@@ -219,7 +81,11 @@ def load_model(name_or_path, scale=None, model=None, pad="replicate", tile=DEFAU
         model = identify(path, scale)
     else:
         check_weights(path, model, scale)
-    return Model(model, scale, path, pad=pad, tile=tile)
+    notes = []
+    check_scale(path, scale, log=notes.append)
+    loaded = Model(model, scale, path, pad=pad, tile=tile)
+    loaded.notes = notes    # e.g. that the weights record no scale: for the tool to print with its results
+    return loaded
 
 
 class Model:
@@ -233,19 +99,21 @@ class Model:
         if tile is not None and int(tile) < 1:
             raise UserError("--tile must be at least 1 LR pixel, not %s" % tile)
         self.name, self.scale, self.weights, self.pad = model, scale, weights, pad
-        self.layers = nets.layers(model, scale)
-        self.upsampled = nets.geometry(model, scale).upsampled_input
+        self.notes = []
+        self.architecture = arch = nets.arch(model, scale)    # layers, geometry, offsets: derived once
+        self.layers = arch.layers
+        self.upsampled = arch.upsampled_input
         self.tile = int(tile) if tile is not None else self.auto_tile()
         self.up = int(np.prod([l.stride for l in self.layers if l.kind == "deconv"]))   # output px per input px
-        self.offset = nets.centre_offset(model, scale)
+        self.offset = arch.centre_offset
         # the least LR size whose unpadded output is not empty
         factor = scale if self.upsampled else 1
-        self.min_lr = next(n for n in range(1, 1000) if nets.output_size(model, scale, n * factor) >= 1)
+        self.min_lr = next(n for n in range(1, 1000) if arch.output_size(n * factor) >= 1)
         # pad p input pixels: output pixel 0 must lie at or before target pixel 0 (c >= 0) and the
         # output must reach the last target pixel (independent of the image size: try one)
         n = 100
         self.pad_px = next(p for p in range(0, 1000) if self.up * p - self.offset >= 0
-                           and nets.output_size(model, scale, n + 2 * p) >= self.up * p - self.offset + n * self.up)
+                           and arch.output_size(n + 2 * p) >= self.up * p - self.offset + n * self.up)
         self.crop = self.up * self.pad_px - self.offset
         with deploy_prototxt(model, scale) as prototxt:
             self.net = caffe.Net(prototxt, weights, caffe.TEST)
@@ -333,10 +201,12 @@ class Model:
         return sr
 
     def upscale_rgb(self, lr_rgb):
-        """uint8 RGB (or grayscale) LR image -> uint8 SR image: Y through the net, Cb/Cr bicubic."""
-        img = np.asarray(lr_rgb)
-        if img.ndim == 3 and img.shape[2] == 1:
-            img = img[..., 0]
+        """uint8 RGB (or grayscale) LR image -> uint8 SR image: Y through the net, Cb/Cr bicubic.
+        Processed in bands of LR rows (memory bounded by MEMORY_BUDGET whatever the image size;
+        the result equals the whole-image one)."""
+        return in_bands(self._upscale_rgb_whole, lr_rgb, self.scale)
+
+    def _upscale_rgb_whole(self, img):
         if img.ndim == 2:
             return matlab.to_uint8(self.upscale_y(matlab.im2double(img)))
         ycbcr = matlab.im2double(matlab.rgb2ycbcr(img))   # uint8 YCbCr as demo_SR.m reads it
@@ -347,3 +217,55 @@ def merge_colour(sr_y, lr_ycbcr, scale):
     """uint8 RGB from an SR Y channel and the bicubic-upscaled Cb/Cr of the LR YCbCr (float)."""
     cbcr = matlab.imresize(np.asarray(lr_ycbcr)[..., 1:], scale)
     return matlab.to_uint8(matlab.ycbcr2rgb(np.dstack([sr_y, cbcr])))
+
+
+def bicubic_rgb(lr_rgb, scale):
+    """uint8 image upscaled by MATLAB's bicubic (Y and Cb/Cr, as the papers' bicubic images), in bands."""
+    def whole(img):
+        if img.ndim == 2:
+            return matlab.to_uint8(matlab.imresize(matlab.im2double(img), scale))
+        ycbcr = matlab.im2double(matlab.rgb2ycbcr(img))
+        return merge_colour(matlab.imresize(ycbcr[..., 0], scale), ycbcr, scale)
+    return in_bands(whole, lr_rgb, scale)
+
+
+# Bands: an LR row band is upscaled with BAND_MARGIN extra rows on each side, more than the
+# network's receptive field and the bicubic kernel's support reach, so its inner rows are exactly
+# those of the whole image; only the uint8 result is image-sized.
+BAND_MARGIN = 16                 # LR rows
+BYTES_PER_HR_PIXEL = 200         # float64 working arrays of one band (Y, Cb/Cr, RGB, the net's blobs)
+MAX_OUTPUT_BYTES = 2 << 30       # the uint8 result: larger images are refused
+
+
+def check_output_size(shape, scale, what="image"):
+    h, w = shape[:2]
+    channels = 3 if len(shape) == 3 else 1
+    need = h * scale * w * scale * channels
+    if need > MAX_OUTPUT_BYTES:
+        raise UserError("%s: %dx%d upscaled x%d is %.1f GB of output, more than the %.1f GB this tool holds; "
+                        "crop or downscale it first" % (what, w, h, scale, need / 1e9, MAX_OUTPUT_BYTES / 1e9))
+
+
+def band_rows(width, scale, budget=MEMORY_BUDGET):
+    return max(8, int(budget / (BYTES_PER_HR_PIXEL * width * scale * scale)))
+
+
+def in_bands(upscale, img, scale, rows=None):
+    """upscale(LR rows) -> their SR rows, applied band by band; returns the whole uint8 result."""
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    check_output_size(img.shape, scale)
+    h = img.shape[0]
+    rows = rows or band_rows(img.shape[1], scale)
+    if h <= rows + 2 * BAND_MARGIN:
+        return upscale(img)
+    out = None
+    for a in range(0, h, rows):
+        b = min(a + rows, h)
+        a0, b0 = max(0, a - BAND_MARGIN), min(h, b + BAND_MARGIN)
+        sr = upscale(img[a0:b0])
+        if out is None:
+            out = np.empty((h * scale,) + sr.shape[1:], dtype=sr.dtype)
+        out[a * scale:b * scale] = sr[(a - a0) * scale:(b - a0) * scale]
+    return out

@@ -8,44 +8,30 @@ models/training/<run>/                    train.log, run.json, snapshot_eval.jso
                                           snapshot pair, so a later session (another machine)
                                           resumes with --snapshot
 """
-import json
 import os
 import shutil
 
-from . import ROOT, caffelog, convergence
-from .errors import UserError
-from .inference import models_dir, shipped_weights
-from .training import read_run, snapshot_iteration
-
-
-def snapshot_pair(run_dir, iteration=None):
-    models = convergence.snapshots(run_dir)
-    if iteration is not None:
-        models = [m for m in models if m[0] == iteration]
-    if not models:
-        raise UserError("%s: no %s.caffemodel" % (run_dir, "_iter_%d" % iteration if iteration else "snapshot"))
-    model = models[-1][1]
-    state = model[:-len(".caffemodel")] + ".solverstate"
-    return model, (state if os.path.isfile(state) else None)
+from . import caffelog, files, snapshot_eval, snapshots
+from .paths import ROOT, models_dir, shipped_weights
+from .runs import read_run
 
 
 def ship(run_dir, iteration=None, force=False, log=print):
     run_dir = os.path.abspath(run_dir)
     info = read_run(run_dir)
     model_name, scale = info["model"], info["scale"]
-    weights, state = snapshot_pair(run_dir, iteration)
+    weights, state = snapshots.pair(run_dir, iteration)
     stem = shipped_weights(model_name, scale)[:-len(".caffemodel")]
     keep = os.path.join(models_dir(), "training", os.path.basename(run_dir))
     outputs = [stem + ".caffemodel", stem + ".json", stem + "_curve.png", stem + "_psnr.png"]
     for path in outputs:
-        if os.path.exists(path) and not force:
-            raise UserError("%s: already exists; refusing to overwrite it (use --force)" % path)
+        files.check_new(path, force)
 
     log_path = os.path.join(run_dir, "train.log")
     parsed = caffelog.parse_log(log_path)
-    iteration = snapshot_iteration(weights)
+    iteration = snapshots.iteration(weights)
     # Through the run's snapshot_eval.json: the shipped point joins the curve of earlier snapshots.
-    curves = convergence.evaluate_snapshots(run_dir, ("Set5", "Set14"), iterations=[iteration])
+    curves = snapshot_eval.evaluate_snapshots(run_dir, ("Set5", "Set14"), iterations=[iteration])
     results = {name: dict(psnr=round(p, 2), ssim=round(s, 4))
                for name, rows in curves.items() for it, p, s in rows if it == iteration}
     record = dict(model=model_name, scale=scale, iterations=iteration, solver=info.get("solver"),
@@ -54,17 +40,17 @@ def ship(run_dir, iteration=None, force=False, log=print):
                                  deconv_only=s.get("deconv_only", False), weights=s.get("weights") and os.path.basename(s["weights"]))
                             for s in info.get("segments", [])],
                   results=results, run=os.path.relpath(keep, ROOT))
-    os.makedirs(keep, exist_ok=True)
-    shutil.copyfile(weights, stem + ".caffemodel")
-    with open(stem + ".json", "w") as f:
-        json.dump(record, f, indent=1)
+    files.make_dir(keep)
+    with files.writing(stem + ".caffemodel") as tmp:
+        shutil.copyfile(weights, tmp)
+    files.write_json(stem + ".json", record)
     caffelog.plot(parsed, stem + "_curve.png", title="%s x%d (%s)" % (model_name, scale, info.get("solver")))
     upto = {name: [r for r in rows if r[0] <= iteration] for name, rows in curves.items()}
-    convergence.plot(upto, stem + "_psnr.png", model_name, scale,
+    snapshot_eval.plot(upto, stem + "_psnr.png", model_name, scale,
                      [s for s in info.get("segments", ()) if s["start_iter"] < iteration])
     # The resumable part of the run: the log, the run description, the snapshot evaluations so
     # far, the newest snapshot pair.
-    extra = [os.path.join(run_dir, "run.json"), os.path.join(run_dir, convergence.CACHE), weights]
+    extra = [os.path.join(run_dir, "run.json"), os.path.join(run_dir, snapshot_eval.CACHE), weights]
     for path in [log_path] + extra + ([state] if state else []):
         shutil.copyfile(path, os.path.join(keep, os.path.basename(path)))
     log("shipped %s x%d at iteration %d: Set5 %.2f dB / %.4f, Set14 %.2f dB / %.4f -> %s"

@@ -10,6 +10,8 @@ import pytest
 
 from srcaffe import caffelog
 
+from helpers import assert_figure, require
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAFFE = os.path.join(sys.prefix, "bin", "caffe")
 PLOT_LOG = os.path.join(REPO, "tools", "plot_log.py")
@@ -151,6 +153,7 @@ def read_csv(path):
 def check_png(path):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1024
+    assert_figure(path)
 
 
 def test_plot_log_writes_csvs_and_png_and_refuses_overwrite(tmp_path):
@@ -211,8 +214,8 @@ random_seed: 1
 """
 
 
-@pytest.mark.skipif(not os.path.exists(CAFFE), reason="no Caffe yet: run tools/setup.sh")
 def test_real_caffe_logs_of_a_run_and_its_resumption(tmp_path):
+    require(os.path.exists(CAFFE), "no Caffe yet: run tools/setup.sh")
     import h5py
     import numpy as np
 

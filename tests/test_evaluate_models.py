@@ -9,7 +9,7 @@ import pytest
 
 from srcaffe import ROOT, datasets, inference, papers
 from srcaffe.evaluation import bicubic_upscaler, evaluate
-from test_predict import assert_one_line_error, make_caffemodel
+from helpers import assert_one_line_error, make_caffemodel
 
 TOOL = os.path.join(ROOT, "tools", "evaluate.py")
 KEYS = {"dataset", "scale", "method", "mean_psnr", "mean_ssim", "images"}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from srcaffe import ROOT, inference
-from test_predict import assert_one_line_error, make_caffemodel
+from helpers import assert_one_line_error, make_caffemodel
 
 TOOL = os.path.join(ROOT, "tools", "export.py")
 

@@ -20,7 +20,8 @@ import textwrap
 import numpy as np
 import pytest
 
-caffe = pytest.importorskip("caffe")
+from helpers import require  # noqa: E402
+import caffe  # noqa: E402  (the toolkit's real Caffe; CI builds it)
 
 STEP, THRESHOLD, KINK_RANGE = 1e-2, 1e-3, 1e-2
 LARGE = (128, 56, 7, 7)   # FSRCNN's d=56 activations at batch 128: 351,232 elements
@@ -284,8 +285,8 @@ def test_prelu_shared_slope_gradient_is_the_same_for_any_thread_count():
 def test_toolkit_build_runs_prelu_and_relu_on_openmp():
     """The toolkit's own build (tools/setup.sh) compiles tools/caffe-patches/0002 with -fopenmp."""
     info = os.path.join(sys.prefix, ".srcaffe-caffe")
-    if not os.path.isfile(info) or not open(info).read().startswith("key="):
-        pytest.skip("the linked Caffe is not the toolkit's own build")
+    require(os.path.isfile(info) and open(info).read().startswith("key="),
+            "the linked Caffe is not the toolkit's own build")
     lib = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(os.path.join(sys.prefix, "bin", "caffe")))),
                        "lib", "libcaffe.so")
     ldd = subprocess.run(["ldd", lib], capture_output=True, text=True).stdout

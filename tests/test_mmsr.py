@@ -11,10 +11,10 @@ import h5py
 import numpy as np
 import pytest
 
-from srcaffe import ROOT, inference, mmsr, patches
+from srcaffe import ROOT, hdf5_patches, inference, mmsr
 from srcaffe.errors import UserError
 
-from test_predict import assert_one_line_error, make_caffemodel
+from helpers import assert_figure, assert_one_line_error, make_caffemodel
 
 TVAT_TOOL = os.path.join(ROOT, "tools", "tvat.py")
 MMSR_TOOL = os.path.join(ROOT, "tools", "mmsr.py")
@@ -189,10 +189,10 @@ def test_split_folders_train_with_run_train(env, tmp_path):
     assert r.returncode == 0, r.stderr
     plan = json.load(open(os.path.join(out, "mmsr.json")))
     assert plan["vsp_threshold"] == 50 and len(plan["thresholds"]) == 1
-    common = patches.read_meta(plan["source"])
+    common = hdf5_patches.read_meta(plan["source"])
     total = 0
     for k, c in enumerate(plan["classes"]):
-        meta = patches.check_matches(c["dir"], c["model"], 3)     # what run_train.sh checks
+        meta = hdf5_patches.check_matches(c["dir"], c["model"], 3)     # what run_train.sh checks
         for key in ("scale", "input_size", "label_size", "augment", "train_patches", "test_patches"):
             assert key in meta
         with h5py.File(os.path.join(c["dir"], "train_000.h5"), "r") as f:
@@ -236,7 +236,7 @@ def test_tvat_tool_scores_classifies_and_plots(fetched, tmp_path):
     assert r.returncode == 0, r.stderr
     rows = json.load(open(tmp_path / "s.json"))["rows"]
     assert len(rows) == 25 and {r_["cls"] for r_ in rows} <= {0, 1, 2}
-    assert open(tmp_path / "h.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_figure(tmp_path / "h.png")
     r = run(TVAT_TOOL, "Set5", "--channel", "rgb", env=env)
     assert r.returncode == 0 and "5 images" in r.stdout
 

@@ -7,18 +7,20 @@ import numpy as np
 import pytest
 
 from srcaffe import matlab, official
+
+import official_reference
+from helpers import require
 from srcaffe.errors import UserError
 
-caffe = pytest.importorskip("caffe")
+import caffe  # noqa: E402  (the toolkit's real Caffe; CI builds it)
 
 
 @pytest.fixture(scope="module")
 def weights_folder():
     """The released .mat files (../shared/weights/official or $SRCAFFE_OFFICIAL_WEIGHTS)."""
     folder = official.weights_dir()
-    if folder is None:
-        pytest.skip("no copy of the authors' .mat files (../shared/weights/official); "
-                    "run tools/import_official.py --fetch")
+    require(folder is not None, "no copy of the authors' .mat files (../shared/weights/official); "
+                                "run tools/import_official.py --fetch")
     return folder
 
 
@@ -114,7 +116,7 @@ def test_caffe_deconvolution_is_deconv_m(tmp_path, scale):
     net.forward()
     got = net.blobs["crop"].data[0, 0]
     assert got.shape == (6 * scale, 7 * scale)
-    np.testing.assert_allclose(got, official.matlab_deconv(x, f, scale), atol=1e-5)
+    np.testing.assert_allclose(got, official_reference.matlab_deconv(x, f, scale), atol=1e-5)
 
 
 # ---- conversion -------------------------------------------------------------------------------
@@ -148,11 +150,11 @@ def test_mat_to_caffemodel_round_trip_matches_matlab(weights_folder, tmp_path, n
     rng = np.random.default_rng(scale)
     if official.is_fsrcnn(name):
         lr = rng.uniform(size=(14, 11))
-        got, ref = model.upscale_y(lr), official.matlab_fsrcnn(mat, lr, scale)
+        got, ref = model.upscale_y(lr), official_reference.matlab_fsrcnn(mat, lr, scale)
         assert got.shape == (14 * scale, 11 * scale)
     else:
         lr = rng.uniform(size=(8, 6))
-        got, ref = model.upscale_y(lr), official.matlab_srcnn(mat, matlab.imresize(lr, scale))
+        got, ref = model.upscale_y(lr), official_reference.matlab_srcnn(mat, matlab.imresize(lr, scale))
         assert got.shape == (8 * scale, 6 * scale)
     np.testing.assert_allclose(got, ref, atol=1e-5)
 
@@ -170,8 +172,7 @@ def test_committed_caffemodels_match_the_mat_files(weights_folder):
 
 def test_wrong_caffemodel_is_refused():
     path = official.caffemodel_path("official-fsrcnn-s", 3)
-    if not os.path.isfile(path):
-        pytest.skip("no imported models/official caffemodels")
+    require(os.path.isfile(path), "%s: missing (tools/import_official.py)" % path)
     with pytest.raises(UserError, match="does not hold fsrcnn weights"):
         official.load_official("official-fsrcnn", 3, weights=path)
     with pytest.raises(UserError, match="no x2"):
@@ -194,7 +195,7 @@ def test_fetch_verifies_checksums(weights_folder, tmp_path, monkeypatch):
     """fetch from a local file:// mirror (no network in tests): good copies land, a bad one fails."""
     mirror = tmp_path / "mirror"
     shutil.copytree(os.path.join(weights_folder, "FSRCNN-s"), mirror / "fs")
-    monkeypatch.setattr(official, "SOURCES", [("raw", mirror.as_uri() + "/", {"FSRCNN-s": "fs"})])
+    monkeypatch.setattr(official.registry, "SOURCES", [("raw", mirror.as_uri() + "/", {"FSRCNN-s": "fs"})])
     dest = tmp_path / "dest"
     assert official.fetch(["official-fsrcnn-s"], dest=str(dest)) == 3
     assert official.fetch(["official-fsrcnn-s"], dest=str(dest)) == 0

@@ -10,20 +10,15 @@ import h5py
 import numpy as np
 import pytest
 
-from srcaffe import ROOT, nets, patches, training
+from srcaffe import ROOT, hdf5_patches, nets, paths, runs
 
-RUN_TRAIN = os.path.join(ROOT, "run_train.sh")
+from helpers import RUN_TRAIN, assert_error_line, assert_figure, run_train
+
 
 
 @pytest.fixture(scope="module")
-def env(fetched, tmp_path_factory):
-    """Environment for run_train.sh: tmp data folder, the session's verified datasets."""
-    data = str(tmp_path_factory.mktemp("data"))
-    return dict(os.environ, SRCAFFE_DATA=data, SRCAFFE_DATASETS=fetched, PYTHONUNBUFFERED="1")
-
-
-def run_train(env, *args):
-    return subprocess.run(["bash", RUN_TRAIN] + [str(a) for a in args], capture_output=True, text=True, env=env)
+def env(train_env):
+    return train_env
 
 
 def iterations(log_text):
@@ -42,13 +37,13 @@ def test_deploy_nets_parse_in_caffe_and_output_the_derived_label_size(model, sca
     import caffe
     caffe.set_mode_cpu()
     g = nets.geometry(model, scale)
-    path = training.net_file(model, scale, "deploy")
+    path = paths.net_file(model, scale, "deploy")
     net = caffe.Net(path, caffe.TEST)
     net.forward()
     out = net.blobs[net.outputs[0]].data
     assert out.shape == (1, 1, g.label_size, g.label_size)
     assert [tuple(b.data.shape) for layer in net.params.values() for b in layer] == \
-        [tuple(s) for s in training.param_shapes(model, scale)]
+        [tuple(s) for s in nets.param_shapes(model, scale)]
 
 
 def test_fsrcnn_layers_follow_the_authors():
@@ -60,7 +55,7 @@ def test_fsrcnn_layers_follow_the_authors():
     # generate_train.m: 11x11 LR -> 19x19 label at x3, label at 3*(x+5) - 10 (1-based) = 3*x0 + 7
     assert nets.geometry("fsrcnn", 3) == (11, 19, 7, False)
     assert nets.geometry("srcnn", 3) == (33, 21, 6, True)
-    text = open(training.net_file("fsrcnn", 3, "train_test")).read()
+    text = open(paths.net_file("fsrcnn", 3, "train_test")).read()
     assert text.count('type: "PReLU"') == 7 and text.count("channel_shared: true") == 7
 
 
@@ -93,7 +88,7 @@ def test_run_train_fsrcnn_trains_resumes_and_plots(env, tmp_path):
     out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "plot_log.py"), str(run_dir / "train.log"),
                           "--out", str(png)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert open(str(png) + ".png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert_figure(str(png) + ".png")
 
     # --resume picks the newest snapshot of the run folder
     third = run_train(env, "fsrcnn", "--resume", "--run-dir", run_dir, "--iters", 70)
@@ -137,21 +132,21 @@ def test_eval_snapshots_evaluates_each_snapshot_once_and_plots(env, tmp_path):
                           "--json", str(tmp_path / "e.json")], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert cache["Set5"]["12"]["psnr"] == pytest.approx(json.loads((tmp_path / "e.json").read_text())[-1]["mean_psnr"])   # [bicubic, model]
-    assert open(run_dir / "snapshot_eval.png", "rb").read(4) == b"\x89PNG"
+    assert_figure(run_dir / "snapshot_eval.png")
     # a second call evaluates nothing again, and still tabulates both snapshots
     again = tool("--dataset", "Set5")
     assert again.returncode == 0 and "iteration 6:" not in again.stdout, again.stdout
     assert re.search(r"^\s+6\s+\d+\.\d\d / ", again.stdout, re.M) and re.search(r"^\s+12\s", again.stdout, re.M)
     (tmp_path / "mine.png").write_bytes(b"keep")
-    one_line_error(tool("--dataset", "Set5", "--out", tmp_path / "mine.png"), "mine.png", "already exists")
+    assert_error_line(tool("--dataset", "Set5", "--out", tmp_path / "mine.png"), "mine.png", "already exists")
     assert (tmp_path / "mine.png").read_bytes() == b"keep"
-    one_line_error(tool("--every", 0), "--every")
-    one_line_error(subprocess.run([sys.executable, os.path.join(ROOT, "tools", "eval_snapshots.py"),
+    assert_error_line(tool("--every", 0), "--every")
+    assert_error_line(subprocess.run([sys.executable, os.path.join(ROOT, "tools", "eval_snapshots.py"),
                                    str(tmp_path / "nope")], capture_output=True, text=True, env=env), "nope")
 
 
 def test_snapshot_selection():
-    from srcaffe.convergence import select
+    from srcaffe.snapshot_eval import select
     snaps = [(5, "a"), (10, "b"), (12, "c")]
     assert select(snaps) == snaps
     assert select(snaps, 10) == [(10, "b"), (12, "c")]      # the multiples, and the newest
@@ -170,48 +165,39 @@ def test_srcnn_under_adam_starts_from_he_fillers(env, tmp_path):
         assert json.loads((run_dir / "run.json").read_text())["segments"][0]["init"] == init
         net_text = (run_dir / "train_test-start.prototxt").read_text()
         assert ('type: "msra"' in net_text) == (init == "he") and ("std: 0.001" in net_text) == (init == "authors")
-        net = caffe.Net(training.net_file("srcnn", 3, "deploy"), str(run_dir / "srcnn_x3_iter_2.caffemodel"), caffe.TEST)
+        net = caffe.Net(paths.net_file("srcnn", 3, "deploy"), str(run_dir / "srcnn_x3_iter_2.caffemodel"), caffe.TEST)
         conv1_std[solver] = net.params["conv1"][0].data.std()
     assert 0.12 < conv1_std["adam"] < 0.2      # msra: sqrt(2 / (9*9)) = 0.157
     assert conv1_std["sgd"] < 0.005            # gaussian 0.001, two small SGD steps later
     out = run_train(env, "srcnn", "--init", "authors", "--iters", 2, "--run-dir", tmp_path / "adam-authors")
     assert out.returncode == 0 and "std: 0.001" in (tmp_path / "adam-authors" / "train_test-start.prototxt").read_text()
-    one_line_error(run_train(env, "fsrcnn-s", "--init", "he"), "FSRCNN")
-    one_line_error(run_train(env, "srcnn", "--init", "xavier"), "unknown --init 'xavier'")
-    one_line_error(run_train(env, "srcnn", "--init", "he", "--resume", "--run-dir", tmp_path / "adam"), "--init")
-
-
-def one_line_error(out, *words):
-    assert out.returncode != 0
-    err = out.stderr.strip().splitlines()
-    assert err and err[-1].startswith("error:"), out.stderr
-    assert "Traceback" not in out.stderr and "Check failed" not in out.stderr
-    for w in words:
-        assert w in err[-1], err[-1]
+    assert_error_line(run_train(env, "fsrcnn-s", "--init", "he"), "FSRCNN")
+    assert_error_line(run_train(env, "srcnn", "--init", "xavier"), "unknown --init 'xavier'")
+    assert_error_line(run_train(env, "srcnn", "--init", "he", "--resume", "--run-dir", tmp_path / "adam"), "--init")
 
 
 def test_bad_inputs_are_one_line_errors(env, tmp_path):
-    one_line_error(run_train(env, "vdsr"), "unknown model 'vdsr'")
-    one_line_error(run_train(env, "fsrcnn", "--scale", 5), "scale")
-    one_line_error(run_train(env, "fsrcnn", "--snapshot", tmp_path / "nope.solverstate"), "nope.solverstate", "not found")
-    one_line_error(run_train(env, "fsrcnn", "--bogus"), "unknown option")
-    one_line_error(run_train(env, "fsrcnn", "--gpu", 0), "CPU-only")
-    one_line_error(run_train(env, "fsrcnn", "--engine", "MKLDNN"), "-engine")
+    assert_error_line(run_train(env, "vdsr"), "unknown model 'vdsr'")
+    assert_error_line(run_train(env, "fsrcnn", "--scale", 5), "scale")
+    assert_error_line(run_train(env, "fsrcnn", "--snapshot", tmp_path / "nope.solverstate"), "nope.solverstate", "not found")
+    assert_error_line(run_train(env, "fsrcnn", "--bogus"), "unknown option")
+    assert_error_line(run_train(env, "fsrcnn", "--gpu", 0), "CPU-only")
+    assert_error_line(run_train(env, "fsrcnn", "--engine", "MKLDNN"), "-engine")
 
     run_dir = tmp_path / "r"
     assert run_train(env, "fsrcnn-s", "--iters", 10, "--run-dir", run_dir).returncode == 0
     model = run_dir / "fsrcnn-s_x3_iter_10.caffemodel"
     state = run_dir / "fsrcnn-s_x3_iter_10.solverstate"
-    one_line_error(run_train(env, "fsrcnn-s", "--snapshot", model), ".caffemodel", "--weights")
-    one_line_error(run_train(env, "fsrcnn", "--snapshot", state, "--run-dir", tmp_path / "other"), "another network")
-    one_line_error(run_train(env, "fsrcnn-s", "--snapshot", state, "--solver", "sgd", "--run-dir", tmp_path / "o2"),
+    assert_error_line(run_train(env, "fsrcnn-s", "--snapshot", model), ".caffemodel", "--weights")
+    assert_error_line(run_train(env, "fsrcnn", "--snapshot", state, "--run-dir", tmp_path / "other"), "another network")
+    assert_error_line(run_train(env, "fsrcnn-s", "--snapshot", state, "--solver", "sgd", "--run-dir", tmp_path / "o2"),
                    "adam")
-    one_line_error(run_train(env, "fsrcnn-s", "--snapshot", state, "--iters", 5, "--run-dir", tmp_path / "o3"),
+    assert_error_line(run_train(env, "fsrcnn-s", "--snapshot", state, "--iters", 5, "--run-dir", tmp_path / "o3"),
                    "--iters 5", "iteration 10")
     assert not any((tmp_path / d).exists() for d in ("other", "o2", "o3"))   # refused: no empty run folder left
     # a run folder of x3 resumed as x2: the data/net scale mismatch is named before Caffe starts
-    one_line_error(run_train(env, "fsrcnn-s", "--scale", 2, "--snapshot", state), "x3", "x2")
-    one_line_error(run_train(env, "fsrcnn-s", "--iters", 5, "--run-dir", run_dir), "already holds a run")
+    assert_error_line(run_train(env, "fsrcnn-s", "--scale", 2, "--snapshot", state), "x3", "x2")
+    assert_error_line(run_train(env, "fsrcnn-s", "--iters", 5, "--run-dir", run_dir), "already holds a run")
     assert run_train(env, "fsrcnn-s", "--weights", model, "--iters", 5, "--run-dir", tmp_path / "ft").returncode == 0
 
 
@@ -220,7 +206,7 @@ def test_data_of_another_scale_is_caught_before_caffe(env, tmp_path):
     folder.mkdir()
     (folder / "meta.json").write_text(json.dumps(dict(scale=2, input_size=11, label_size=13)))
     with pytest.raises(Exception) as exc:
-        patches.check_matches(str(folder), "fsrcnn", 3)
+        hdf5_patches.check_matches(str(folder), "fsrcnn", 3)
     assert "x2 patches 11->13" in str(exc.value) and "fsrcnn x3 needs 11->19" in str(exc.value)
 
 
@@ -253,13 +239,13 @@ def test_x2_from_x3_fine_tunes_only_the_deconvolution(env, tmp_path):
                     "--iters", 10, "--base-lr", 0.01, "--run-dir", tmp_path / "x2")
     assert out.returncode == 0, out.stderr[-1500:]
     assert "base_lr: 0.01" in (tmp_path / "x2" / "solver-start.prototxt").read_text()
-    before = caffe.Net(training.net_file("fsrcnn-s", 3, "deploy"), str(x3_model), caffe.TEST)
-    after = caffe.Net(training.net_file("fsrcnn-s", 2, "deploy"), str(tmp_path / "x2" / "fsrcnn-s_x2_iter_10.caffemodel"),
+    before = caffe.Net(paths.net_file("fsrcnn-s", 3, "deploy"), str(x3_model), caffe.TEST)
+    after = caffe.Net(paths.net_file("fsrcnn-s", 2, "deploy"), str(tmp_path / "x2" / "fsrcnn-s_x2_iter_10.caffemodel"),
                       caffe.TEST)
     for name in before.params:
         same = all(np.array_equal(a.data, b.data) for a, b in zip(before.params[name], after.params[name]))
         assert same == (name != "conv3"), name      # everything frozen but the deconvolution
-    one_line_error(run_train(env, "fsrcnn-s", "--deconv-only", "--iters", 5), "--deconv-only")
+    assert_error_line(run_train(env, "fsrcnn-s", "--deconv-only", "--iters", 5), "--deconv-only")
 
 
 def test_a_resumed_run_keeps_its_last_learning_rate_unless_given_another(env, tmp_path):
@@ -279,13 +265,13 @@ def test_a_resumed_run_keeps_its_last_learning_rate_unless_given_another(env, tm
     assert base_lr("from6") == 1e-4
     assert run_train(env, "fsrcnn-s", "--resume", "--run-dir", run_dir, "--iters", 10).returncode == 0
     assert base_lr("from8") == 1e-4
-    assert [seg["base_lr"] for seg in training.read_run(str(run_dir))["segments"]] == [3e-5, 3e-5, 1e-4, 1e-4]
+    assert [seg["base_lr"] for seg in runs.read_run(str(run_dir))["segments"]] == [3e-5, 3e-5, 1e-4, 1e-4]
 
     # a run that never set one resumes at the solver file's rate
     run_dir = tmp_path / "plain"
     assert run_train(env, "fsrcnn-s", "--iters", 2, "--run-dir", run_dir).returncode == 0
     assert run_train(env, "fsrcnn-s", "--resume", "--run-dir", run_dir, "--iters", 4).returncode == 0
-    assert base_lr("start") == base_lr("from2") == solver_lr(training.solver_file("fsrcnn-s", 3, "adam"))
+    assert base_lr("start") == base_lr("from2") == solver_lr(paths.solver_file("fsrcnn-s", 3, "adam"))
 
 
 def test_ship_model_then_predict_by_name_and_resume_from_the_shipped_snapshot(env, tmp_path):
@@ -299,8 +285,8 @@ def test_ship_model_then_predict_by_name_and_resume_from_the_shipped_snapshot(en
     record = json.load(open(tmp_path / "models" / "fsrcnn-s_x3.json"))
     assert record["iterations"] == 10 and set(record["results"]) == {"Set5", "Set14"}
     assert (tmp_path / "models" / "fsrcnn-s_x3.caffemodel").exists()
-    assert open(tmp_path / "models" / "fsrcnn-s_x3_curve.png", "rb").read(4) == b"\x89PNG"
-    assert open(tmp_path / "models" / "fsrcnn-s_x3_psnr.png", "rb").read(4) == b"\x89PNG"
+    assert_figure(tmp_path / "models" / "fsrcnn-s_x3_curve.png")
+    assert_figure(tmp_path / "models" / "fsrcnn-s_x3_psnr.png")
     kept_eval = json.loads((tmp_path / "models" / "training" / "fsrcnn-s-run" / "snapshot_eval.json").read_text())
     assert kept_eval["Set5"]["10"]["psnr"] == pytest.approx(record["results"]["Set5"]["psnr"], abs=0.005)
     again = subprocess.run(tool, capture_output=True, text=True, env=env)
@@ -333,4 +319,5 @@ def test_ctrl_c_stops_with_a_snapshot_and_prints_how_to_resume(env, tmp_path):
     assert len(states) == 1
     stopped_at = int(re.search(r"_iter_(\d+)\.solverstate", states[0]).group(1))
     assert 20 <= stopped_at < 100000
-    assert "resume:   ./run_train.sh fsrcnn-s --scale 3 --solver adam --snapshot %s" % states[0] in out
+    assert "snapshot: %s" % states[0] in out
+    assert "resume:   ./run_train.sh fsrcnn-s --resume --run-dir %s --iters N" % run_dir in out

@@ -1,8 +1,10 @@
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
 
 from srcaffe import datasets, official
+from srcaffe import cli
 from srcaffe.cli import run_main
 
 DESCRIPTION = "Fetch, list and verify the T91 / Set5 / Set14 image sets against datasets/SHA256SUMS."
@@ -25,11 +27,11 @@ exit status: 0 ok, 1 verification found problems, 2 usage or fetch error.
 
 
 def parse_args(argv):
-    common = argparse.ArgumentParser(add_help=False)
+    common = cli.ArgumentParser(add_help=False)
     common.add_argument("--root", metavar="DIR",
                         help="datasets folder (default: $SRCAFFE_DATASETS or <repo>/datasets)")
     fmt = dict(epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p = argparse.ArgumentParser(prog="tools/datasets.py", description=DESCRIPTION, **fmt)
+    p = cli.ArgumentParser(prog="tools/datasets.py", description=DESCRIPTION, **fmt)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     f = sub.add_parser("fetch", parents=[common], help="copy (--from DIR) or download datasets, verifying checksums",

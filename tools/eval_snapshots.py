@@ -1,10 +1,12 @@
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
 
 os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
 
-from srcaffe import convergence, training  # noqa: E402
+from srcaffe import files, runs, snapshot_eval  # noqa: E402
+from srcaffe import cli
 from srcaffe.cli import run_main  # noqa: E402
 from srcaffe.errors import UserError  # noqa: E402
 
@@ -27,7 +29,7 @@ points); another --out that exists needs --force."""
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="tools/eval_snapshots.py", description=DESCRIPTION, epilog=EPILOG,
+    p = cli.ArgumentParser(prog="tools/eval_snapshots.py", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder of ./run_train.sh (or models/training/<run>)")
     p.add_argument("--dataset", nargs="+", default=["Set5", "Set14"], metavar="NAME",
@@ -45,17 +47,14 @@ def main(argv=None):
         raise UserError("%s: no such run folder" % args.run_dir)
     if args.every is not None and args.every < 1:
         raise UserError("--every must be a positive number of iterations, not %d" % args.every)
-    out = args.out or os.path.join(args.run_dir, convergence.PLOT)
-    if args.out and os.path.exists(out) and not args.force:
-        raise UserError("%s: already exists; refusing to overwrite it (use --force)" % out)
-    info = training.read_run(args.run_dir)
-    curves = convergence.evaluate_snapshots(args.run_dir, args.dataset, every=args.every,
+    out = args.out or os.path.join(args.run_dir, snapshot_eval.PLOT)
+    if args.out:
+        files.check_new(out, args.force)
+    info = runs.read_run(args.run_dir)
+    curves = snapshot_eval.evaluate_snapshots(args.run_dir, args.dataset, every=args.every,
                                             log=lambda line: print(line, flush=True))
-    print(convergence.format_table(curves))
-    parent = os.path.dirname(out)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    convergence.plot(curves, out, info["model"], info["scale"], info.get("segments", ()))
+    print(snapshot_eval.format_table(curves))
+    snapshot_eval.plot(curves, out, info["model"], info["scale"], info.get("segments", ()))
     print("wrote %s" % out)
     return 0
 

@@ -1,11 +1,13 @@
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
 import json
 
 os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
 
-from srcaffe import datasets, official, papers
+from srcaffe import files, datasets, official, papers
+from srcaffe import cli
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 from srcaffe.evaluation import bicubic_upscaler, evaluate, format_table
@@ -46,7 +48,7 @@ METHODS = {"bicubic": bicubic_upscaler}
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="tools/evaluate.py", description=DESCRIPTION, epilog=EPILOG,
+    p = cli.ArgumentParser(prog="tools/evaluate.py", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", action="append", choices=sorted(METHODS),
                    help="method to evaluate; repeat for side-by-side columns (default: bicubic)")
@@ -76,16 +78,18 @@ def paper_lines(table, archs, dataset, scale):
 def main(argv=None):
     args = parse_args(argv)
     columns = [(m, m, METHODS[m]) for m in (args.method or ["bicubic"])]   # (label, arch, upscaler)
+    notes = []
     for m in args.model or []:
         if m in official.MODELS:   # the authors' released weights, with their replicate padding
             model = official.load_official(m, args.scale, padding=args.pad)
             columns.append((m, m, model.upscaler))
             continue
         model = load_model(m, scale=args.scale, model=args.arch, pad=args.pad, tile=args.tile)
+        notes += model.notes
         label = model.name if m == model.name else os.path.splitext(os.path.basename(m))[0]
         columns.append((label, model.name, model.upscaler))
-    if args.json and os.path.exists(args.json) and not args.force:
-        raise UserError("%s: already exists; refusing to overwrite it (use --force)" % args.json)
+    if args.json:
+        files.check_writable_file(args.json, args.force)
     images = datasets.list_images(args.dataset)
     registered = not os.path.isdir(args.dataset) and args.dataset.lower() in (k.lower() for k in datasets.DATASETS)
     name = datasets.canonical_name(args.dataset) if registered else os.path.basename(os.path.normpath(args.dataset))
@@ -95,7 +99,7 @@ def main(argv=None):
         raise UserError(str(exc)) from None
     table = format_table(results)
     paper = paper_lines(table, [a for _, a, _ in columns], name, args.scale) if registered else []
-    print("\n".join([table] + paper))
+    print("\n".join([table] + paper + notes))
     if args.json:
         payload = results[0] if len(results) == 1 else results
         parent = os.path.dirname(args.json)

@@ -1,16 +1,15 @@
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
-import tempfile
-import zipfile
 
 os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
 
 import numpy as np
 
-from srcaffe import inference, nets
+from srcaffe import files, nets, weights
+from srcaffe import cli
 from srcaffe.cli import run_main
-from srcaffe.errors import UserError
 
 DESCRIPTION = """\
 Convert FSRCNN / SRCNN weights between a Caffe .caffemodel and a NumPy .npz.
@@ -30,7 +29,7 @@ Existing output files are never overwritten without --force."""
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="tools/export.py", description=DESCRIPTION, epilog=EPILOG,
+    p = cli.ArgumentParser(prog="tools/export.py", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, src, dst, text in (("to-npz", "MODEL.caffemodel", "OUT.npz", "caffemodel -> npz"),
@@ -44,81 +43,22 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def _write(path, suffix, write):
-    """write(tmp_path) next to path, then move it into place with a normal file mode (mkstemp
-    makes 0600): a failed write leaves nothing behind."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _writable(path, force):
-    if os.path.exists(path) and not force:
-        raise UserError("%s: already exists; refusing to overwrite it (use --force)" % path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-
-
 def _describe(arrays):
     return ", ".join("%s %s" % (k, "x".join(map(str, v.shape)) or "scalar") for k, v in arrays.items())
 
 
 def to_npz(args):
-    found = inference.read_blobs(args.source)
-    shapes = inference.shapes_of(found)
-    arch = args.arch or inference.identify(shapes, args.scale, args.source)
-    inference.check_weights(shapes, arch, args.scale, args.source)
-    arrays = {}
-    for layer, wanted in inference.expected_blobs(arch, args.scale).items():
-        for i, ((_, blob), shape) in enumerate(zip(found[layer], wanted)):
-            data = blob.double_data if len(blob.double_data) else blob.data
-            arrays["%s_%d" % (layer, i)] = np.array(data, dtype=np.float32).reshape(shape)
-    _writable(args.dest, args.force)
-
-    def save(tmp):
+    arch, arrays = weights.arrays(args.source, args.scale, args.arch)
+    with files.writing(args.dest, args.force) as tmp:
         with open(tmp, "wb") as f:   # a file object: np.savez would append .npz to a name
             np.savez(f, **arrays)
-    _write(args.dest, ".npz", save)
     print("wrote %s: %s x%d, %d arrays (%s)" % (args.dest, arch, args.scale, len(arrays), _describe(arrays)))
 
 
 def from_npz(args):
-    import caffe
-
-    if not os.path.isfile(args.source):
-        raise UserError("%s: not found" % args.source)
-    try:
-        with np.load(args.source, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        raise UserError("%s: not a NumPy .npz file" % args.source) from None
-    shapes = {}
-    for key, value in arrays.items():
-        layer, _, index = key.rpartition("_")
-        if not layer or not index.isdigit():
-            raise UserError("%s: array %s is not named LAYER_INDEX (e.g. conv1_0)" % (args.source, key))
-        shapes.setdefault(layer, {})[int(index)] = tuple(value.shape)
-    for layer, by_index in shapes.items():
-        if sorted(by_index) != list(range(len(by_index))):
-            raise UserError("%s: layer %s has arrays %s; expected indices 0..%d"
-                            % (args.source, layer, sorted(by_index), len(by_index) - 1))
-        shapes[layer] = [by_index[i] for i in range(len(by_index))]
-    arch = args.arch or inference.identify(shapes, args.scale, args.source)
-    inference.check_weights(shapes, arch, args.scale, args.source)
-    _writable(args.dest, args.force)
-    with inference.deploy_prototxt(arch, args.scale) as prototxt:
-        net = caffe.Net(prototxt, caffe.TEST)
-    for layer, blobs in net.params.items():
-        for i, blob in enumerate(blobs):
-            blob.data[...] = arrays["%s_%d" % (layer, i)]
-    _write(args.dest, ".caffemodel", net.save)
+    arch, arrays = weights.read_npz(args.source, args.scale, args.arch)
+    with files.writing(args.dest, args.force) as tmp:
+        weights.save_caffemodel(arch, args.scale, arrays, tmp)
     print("wrote %s: %s x%d from %d arrays" % (args.dest, arch, args.scale, len(arrays)))
 
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
 import time
 
-from srcaffe import official
+from srcaffe import files, official
+from srcaffe import cli
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 
@@ -28,7 +30,7 @@ models: %s
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="tools/import_official.py", description=DESCRIPTION, epilog=EPILOG,
+    p = cli.ArgumentParser(prog="tools/import_official.py", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", metavar="NAME", help="official model names (default: all)")
     p.add_argument("--scale", type=int, action="append", choices=(2, 3, 4),
@@ -128,8 +130,8 @@ def main(argv=None):
     pairs = selection(args)
     if args.markdown and not args.evaluate:
         raise UserError("--markdown needs --evaluate")
-    if args.markdown and os.path.exists(args.markdown) and not args.force:
-        raise UserError("%s: already exists; refusing to overwrite it (use --force)" % args.markdown)
+    if args.markdown:
+        files.check_writable_file(args.markdown, args.force)
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -140,9 +142,9 @@ def main(argv=None):
     if not args.no_import:
         existing = [official.caffemodel_path(n, s, args.out) for n, s in pairs
                     if os.path.exists(official.caffemodel_path(n, s, args.out))]
-        if existing and not args.force:
-            raise UserError("%s: already exists; refusing to overwrite it (use --force)%s"
-                            % (existing[0], " (and %d more)" % (len(existing) - 1) if len(existing) > 1 else ""))
+        if existing:
+            files.check_new(existing[0], args.force,
+                            more=" (and %d more)" % (len(existing) - 1) if len(existing) > 1 else "")
         for name, scale in pairs:
             path = official.import_model(name, scale, args.out, force=args.force)
             print("wrote %s (%d bytes) for %s" % (os.path.relpath(path), os.path.getsize(path),

@@ -17,7 +17,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import ROOT, nets, official, patches, training  # noqa: E402
+from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
+from srcaffe import ROOT, hdf5_patches, nets, official, paths, runs, solvers  # noqa: E402
+from srcaffe import cli
 from srcaffe.cli import run_main  # noqa: E402
 
 
@@ -27,26 +29,26 @@ def generated_files():
     for model in nets.MODELS:
         for scale in nets.SCALES:
             g = nets.geometry(model, scale)
-            folder = os.path.relpath(patches.data_dir(model, scale, training.default_augment(model)),
-                                     patches.data_root())
+            folder = os.path.relpath(hdf5_patches.data_dir(model, scale, runs.default_augment(model)),
+                                     paths.data_root())
             train_test = nets.train_test_net(model, scale, "data/%s/train.txt" % folder,
                                              "data/%s/test.txt" % folder, g.label_size)
-            net_rel = os.path.relpath(training.net_file(model, scale, "train_test"), ROOT)
-            files[training.net_file(model, scale, "train_test")] = train_test
+            net_rel = os.path.relpath(paths.net_file(model, scale, "train_test"), ROOT)
+            files[paths.net_file(model, scale, "train_test")] = train_test
             if model.startswith("fsrcnn") and scale != 3:   # x2/x4 from x3: fine-tune the deconvolution
-                files[training.net_file(model, scale, "deconv_train_test")] = nets.train_test_net(
+                files[paths.net_file(model, scale, "deconv_train_test")] = nets.train_test_net(
                     model, scale, "data/%s/train.txt" % folder, "data/%s/test.txt" % folder, g.label_size,
                     frozen=True)
-            files[training.net_file(model, scale, "deploy")] = nets.deploy_net(model, scale)
-            for solver in training.SOLVERS:
-                files[training.solver_file(model, scale, solver)] = nets.solver_text(
-                    model, scale, solver, net_rel, patches.TEST_PATCHES)
+            files[paths.net_file(model, scale, "deploy")] = nets.deploy_net(model, scale)
+            for solver in solvers.SOLVERS:
+                files[paths.solver_file(model, scale, solver)] = solvers.solver_text(
+                    model, scale, solver, net_rel, hdf5_patches.TEST_PATCHES)
     files.update(official.generated_files())   # deploy nets of the authors' released models
     return files
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if a file differs")
     args = parser.parse_args(argv)
     os.environ.pop("SRCAFFE_DATA", None)   # committed files always name the repository's data/

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
-import json
 import time
 
 import numpy as np
 
 os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
 
-from srcaffe import datasets, mmsr  # noqa: E402
+from srcaffe import datasets, files, mmsr  # noqa: E402
+from srcaffe import cli
 from srcaffe.cli import run_main  # noqa: E402
 from srcaffe.errors import UserError  # noqa: E402
 
@@ -42,7 +43,7 @@ authors' released weights, models/official)."""
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="tools/mmsr.py", description=DESCRIPTION, epilog=EPILOG,
+    p = cli.ArgumentParser(prog="tools/mmsr.py", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -104,15 +105,12 @@ def log(msg):
 
 
 def check_output(path, force):
-    if path and os.path.exists(path) and not force:
-        raise UserError("%s: already exists; refusing to overwrite it (use --force)" % path)
-    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        raise UserError("%s: folder %s does not exist" % (path, os.path.dirname(os.path.abspath(path))))
+    if path:
+        files.check_writable_file(path, force)
 
 
 def write_json(path, payload):
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=1)
+    files.write_json(path, payload)
     print("wrote %s" % path)
 
 
@@ -187,61 +185,7 @@ def cmd_report(a):
 
 # ---- evaluate -----------------------------------------------------------------------------------
 
-def load_columns(a):
-    """(mmsr object, [(label, loaded single model)], settings)."""
-    jobs = mmsr.read_jobs(a.runs) if a.runs else None
-    plan = mmsr.read_plan(a.split) if a.split else (mmsr.read_plan(jobs["split"]) if jobs else None)
-    scale = a.scale or (plan["scale"] if plan else 3)
-    if plan and int(plan["scale"]) != scale:
-        raise UserError("--scale %d contradicts the split's x%d" % (scale, plan["scale"]))
-    if a.thresholds:
-        thresholds = mmsr.parse_thresholds(a.thresholds)
-    elif plan:
-        thresholds = plan["thresholds"]
-    else:
-        raise UserError("no class thresholds: give --thresholds, --split or --runs")
-    vsp = a.vsp_threshold if a.vsp_threshold is not None else (plan["vsp_threshold"] if plan else mmsr.VSP_THRESHOLD)
-    if a.class_models:
-        specs = a.class_models
-    elif jobs:
-        specs = [e["run_dir"] for e in jobs["jobs"] if e["cls"] is not None]
-    else:
-        raise UserError("no class models: give --class-models or --runs")
-    if len(specs) != len(thresholds) + 1:
-        raise UserError("%d class models need %d thresholds, got %d" % (len(specs), len(specs) - 1, len(thresholds)))
-    mmsr.fragment_starts(a.fragments + 1, a.fragments, a.overlap)   # validates
-    cache = {}
-
-    def load(spec):
-        if spec not in cache:
-            cache[spec] = mmsr.load_member(spec, scale, pad=a.pad)
-        return cache[spec]
-    members = [load(s) for s in specs]
-    model = mmsr.MMSR(members, thresholds, fragment=a.fragments, overlap=a.overlap, vsp_threshold=vsp,
-                      name="MMSR")
-    single_specs = a.single or ([e["run_dir"] for e in jobs["jobs"] if e["cls"] is None] if jobs else [])
-    singles = [(label_of(s, load(s)), load(s)) for s in single_specs]
-    settings = dict(scale=scale, thresholds=thresholds, vsp_threshold=vsp, fragments=a.fragments, overlap=a.overlap,
-                    class_models=[describe(s, m) for s, m in zip(specs, members)],
-                    single_models=[describe(s, m) for s, m in zip(single_specs, [m for _, m in singles])])
-    return model, singles, settings
-
-
-def label_of(spec, member):
-    if str(spec).startswith("official-"):
-        return spec
-    if os.path.isdir(spec):
-        return os.path.basename(os.path.normpath(spec))
-    return member.name if spec == member.name else os.path.splitext(os.path.basename(spec))[0]
-
-
-def describe(spec, member):
-    return dict(spec=spec, arch=mmsr.member_arch(member), weights=getattr(member, "weights", None))
-
-
 def cmd_evaluate(a):
-    from srcaffe.evaluation import bicubic_upscaler, evaluate, format_table
-
     check_output(a.json, a.force)
     if a.threads is not None:
         if a.threads < 1:
@@ -253,40 +197,15 @@ def cmd_evaluate(a):
     names = [d.strip() for d in a.datasets.split(",") if d.strip()]
     image_lists = [(datasets.canonical_name(n) if not os.path.isdir(n) else os.path.basename(os.path.normpath(n)),
                     datasets.list_images(n)) for n in names]
-    model, singles, settings = load_columns(a)
-    columns = [("bicubic", bicubic_upscaler, None)] + [(label, m.upscaler, mmsr.member_arch(m)) for label, m in singles]
-    columns.append((model.name, model.upscaler, None))
-    results, per_dataset_stats = [], {}
-    for dataset, images in image_lists:
-        rows = []
-        model.reset_stats()
-        for label, upscaler, _ in columns:
-            spent = [0.0]
-
-            def timed(lr, scale, upscaler=upscaler, spent=spent):
-                start = time.perf_counter()
-                try:
-                    return upscaler(lr, scale)
-                finally:
-                    spent[0] += time.perf_counter() - start
-            try:
-                res = evaluate(timed, images, settings["scale"], label, dataset=dataset)
-            except ValueError as exc:
-                raise UserError(str(exc)) from None
-            res["seconds"] = round(spent[0], 3)     # upscaling only (routing and nets), not the metrics
-            rows.append(res)
-        macs, share = model.cost()
-        per_dataset_stats[dataset] = dict(fragments=model.stats["fragments"], area_share=[round(s, 4) for s in share],
-                                          mmsr_macs_per_lr_pixel=round(macs))
-        if a.per_image:
-            print(format_table(rows))
-            print()
-        results += rows
-    costs = {label: mmsr.macs_per_lr_pixel(arch, settings["scale"]) for label, _, arch in columns if arch}
-    print_summary(results, [c[0] for c in columns], image_lists, costs, per_dataset_stats, model, settings)
+    model, singles, settings = mmsr.load_columns(
+        runs=a.runs, split=a.split, scale=a.scale, thresholds=a.thresholds, vsp_threshold=a.vsp_threshold,
+        class_models=a.class_models, single=a.single, fragments=a.fragments, overlap=a.overlap, pad=a.pad)
+    out = mmsr.compare(model, singles, settings, image_lists,
+                       per_image=(lambda table: print(table + "\n")) if a.per_image else None)
+    print_summary(out["results"], out["labels"], image_lists, out["macs_per_lr_pixel"], out["mmsr"], model, settings)
     if a.json:
-        write_json(a.json, dict(settings=settings, results=results, mmsr=per_dataset_stats,
-                                macs_per_lr_pixel=costs))
+        write_json(a.json, dict(settings=settings, results=out["results"], mmsr=out["mmsr"],
+                                macs_per_lr_pixel=out["macs_per_lr_pixel"]))
     return 0
 
 

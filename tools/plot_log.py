@@ -1,8 +1,10 @@
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
 
 from srcaffe import caffelog
+from srcaffe import cli
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 
@@ -22,7 +24,7 @@ in iteration order; where a resumed run repeats iterations, the later run's numb
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="tools/plot_log.py", description=DESCRIPTION, epilog=EPILOG,
+    p = cli.ArgumentParser(prog="tools/plot_log.py", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("logs", nargs="+", metavar="LOG", help="Caffe training log(s), in order")
     p.add_argument("--out", metavar="PREFIX", help="output prefix (default: the first LOG without extension)")

@@ -1,15 +1,19 @@
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
 
 os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
 
-from srcaffe import datasets, figures, matlab
+from srcaffe import files, datasets, figures, matlab
+from srcaffe import cli
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 from srcaffe.evaluation import bicubic_upscaler, evaluate
 from srcaffe.images import load_image, save_image
-from srcaffe.inference import PADS, load_model, merge_colour
+from srcaffe.inference import PADS, bicubic_rgb, load_model, merge_colour
+
+GT_MAX_PIXELS = 16 * 10 ** 6
 
 DESCRIPTION = """\
 Super-resolve an image (or every image of a folder) with a trained FSRCNN / SRCNN caffemodel.
@@ -44,7 +48,7 @@ Existing files are never overwritten without --force."""
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="tools/predict.py", description=DESCRIPTION, epilog=EPILOG,
+    p = cli.ArgumentParser(prog="tools/predict.py", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("image", metavar="IMAGE", help="an image file, a dataset image name, a folder or a dataset")
     p.add_argument("--model", default="fsrcnn", metavar="NAME|FILE", help="model name or .caffemodel (default fsrcnn)")
@@ -81,6 +85,9 @@ def ground_truth(args, model, path, out):
     rgb = load_image(path)
     h, w = rgb.shape[0] // s, rgb.shape[1] // s
     model.check_size((h, w), path)
+    if rgb.shape[0] * rgb.shape[1] > GT_MAX_PIXELS:   # scored whole, in float64, as demo_SR.m does
+        raise UserError("%s: %dx%d is too large to score whole (at most %d MP in --mode gt); "
+                        "use --mode upscale" % (path, rgb.shape[1], rgb.shape[0], GT_MAX_PIXELS // 10 ** 6))
     kept = {}
 
     def recorded(name, upscaler):   # keep what evaluate() scores, to save exactly that
@@ -119,14 +126,11 @@ def upscale(args, model, path, out):
     img = load_image(path)
     model.check_size(img.shape, path)
     sr = model.upscale_rgb(img)
-    if img.ndim == 3:
-        ycbcr = matlab.im2double(matlab.rgb2ycbcr(img))
-        bic = colour(matlab.imresize(ycbcr[..., 0], args.scale), ycbcr, args.scale)
-    else:
-        bic = matlab.to_uint8(matlab.imresize(matlab.im2double(img), args.scale))
     save_image(out["sr"], sr, overwrite=args.force)
-    save_image(out["bicubic"], bic, overwrite=args.force)
-    return None, "%s: %dx%d -> %dx%d" % (os.path.basename(path), img.shape[1], img.shape[0], sr.shape[1], sr.shape[0])
+    size = sr.shape[1], sr.shape[0]
+    del sr
+    save_image(out["bicubic"], bicubic_rgb(img, args.scale), overwrite=args.force)
+    return None, "%s: %dx%d -> %dx%d" % (os.path.basename(path), img.shape[1], img.shape[0], size[0], size[1])
 
 
 def main(argv=None):
@@ -137,12 +141,12 @@ def main(argv=None):
                                          and args.image.lower() in (k.lower() for k in datasets.DATASETS))
     paths = datasets.list_images(args.image) if many else [datasets.resolve_image(args.image)]
     model = load_model(args.model, scale=args.scale, model=args.arch, pad=args.pad, tile=args.tile)
+    for note in model.notes:
+        print(note)
     todo = [(path, outputs(args, model, path)) for path in paths]
-    if not args.force:   # refuse before anything is computed or written
-        for _, out in todo:
-            for f in out.values():
-                if os.path.exists(f):
-                    raise UserError("%s: already exists; refusing to overwrite it (use --force)" % f)
+    for _, out in todo:   # refuse before anything is computed or written
+        for f in out.values():
+            files.check_writable_file(f, args.force)
     from tqdm import tqdm
 
     scores = []

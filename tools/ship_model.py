@@ -17,13 +17,15 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 os.environ.setdefault("GLOG_minloglevel", "2")
 from srcaffe import release  # noqa: E402
+from srcaffe import cli
 from srcaffe.cli import run_main  # noqa: E402
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", help="a run folder of ./run_train.sh")
     p.add_argument("--iter", type=int, help="the snapshot iteration to ship (default: the newest)")
     p.add_argument("--force", action="store_true", help="replace an already shipped model")

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The test command: sets up what the tests need (apt packages, venv, a real Caffe: tools/setup.sh,
-# cached outside the clone), then runs the whole pytest suite with the venv's interpreter.
+# cached outside the clone), then runs the pytest suite with the venv's interpreter.
+#   tools/test.sh            the full suite (what CI runs: .ci/run)
+#   tools/test.sh --fast     the fast tier: no training, under a minute once set up
 # Extra arguments go to pytest (e.g. tools/test.sh -k bicubic -x).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ARGS=()
+[ "${1:-}" = --fast ] && { shift; ARGS=(-m "not slow"); }
 bash "$REPO/tools/setup.sh"
 VENV=${VENV:-${VIRTUAL_ENV:-$REPO/.venv}}
 cd "$REPO"
 set +e
-"$VENV/bin/python" -m pytest tests "$@"
+"$VENV/bin/python" -m pytest tests "${ARGS[@]}" "$@"
 rc=$?
 set -e
 # pytest's 5 means "no tests collected": that is a failure here, never a silent pass.

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
-import json
 
 import numpy as np
 
-from srcaffe import datasets, matlab, mmsr
+from srcaffe import datasets, evaluation, files, matlab, mmsr
+from srcaffe import cli
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 from srcaffe.images import load_image
@@ -39,7 +40,7 @@ fragment sizes and positions are then in LR pixels."""
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="tools/tvat.py", description=DESCRIPTION, epilog=EPILOG,
+    p = cli.ArgumentParser(prog="tools/tvat.py", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder, dataset or dataset image name")
     p.add_argument("--fragments", type=int, metavar="N", help="score N x N fragments instead of whole images")
@@ -73,25 +74,21 @@ def input_images(items):
 
 def image_values(path, channel, lr):
     """The array that is scored, on the 0-255 scale: HxW (Y) or HxWx3 (RGB)."""
+    if channel != "rgb":
+        y = evaluation.prepare_pair(path, lr)[1] if lr else matlab.im2double(matlab.rgb2y(load_image(path)))
+        return y * mmsr.INTENSITY    # with lr: demo_SR.m's im_l
     img = load_image(path)
-    if channel == "rgb":
-        img = np.dstack([img] * 3) if img.ndim == 2 else img
-        if lr:
-            img = matlab.imresize(matlab.modcrop(img, lr), 1.0 / lr)
-        return np.asarray(img, dtype=np.float64)
-    y = matlab.im2double(matlab.rgb2y(img))
+    img = np.dstack([img] * 3) if img.ndim == 2 else img
     if lr:
-        y = matlab.imresize(matlab.modcrop(y, lr), 1.0 / lr)   # demo_SR.m's im_l
-    return y * mmsr.INTENSITY
+        img = matlab.imresize(matlab.modcrop(img, lr), 1.0 / lr)
+    return np.asarray(img, dtype=np.float64)
 
 
 def main(argv=None):
     a = parse_args(argv)
     for out in (a.hist, a.json):
-        if out and os.path.exists(out) and not a.force:
-            raise UserError("%s: already exists; refusing to overwrite it (use --force)" % out)
-        if out and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-            raise UserError("%s: folder %s does not exist" % (out, os.path.dirname(os.path.abspath(out))))
+        if out:
+            files.check_writable_file(out, a.force)
     if a.fragments is not None:
         mmsr.fragment_starts(a.fragments + 1, a.fragments, a.overlap)   # validates
     thresholds, reference = [], None
@@ -142,9 +139,8 @@ def main(argv=None):
                        labels=("fragments" if a.fragments else "images", "training sub-images"))
         print("wrote %s" % a.hist)
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(dict(channel=a.channel, lr=a.lr, vsp_threshold=a.vsp_threshold, thresholds=thresholds,
-                           fragments=a.fragments, overlap=a.overlap if a.fragments else None, rows=rows), f, indent=1)
+        files.write_json(a.json, dict(channel=a.channel, lr=a.lr, vsp_threshold=a.vsp_threshold, thresholds=thresholds,
+                                      fragments=a.fragments, overlap=a.overlap if a.fragments else None, rows=rows))
         print("wrote %s" % a.json)
     return 0
 

@@ -13,22 +13,13 @@ keeps this file) only evaluates its new snapshots.
 import json
 import os
 
-from . import datasets, evaluation, papers, training
+from . import datasets, evaluation, files, papers, snapshots
 from .errors import UserError
 from .inference import load_model
+from .runs import read_run
 
 CACHE = "snapshot_eval.json"
 PLOT = "snapshot_eval.png"
-
-
-def snapshots(run_dir):
-    """[(iteration, caffemodel path)] of a run folder, in iteration order."""
-    found = []
-    for name in os.listdir(run_dir):
-        it = training.snapshot_iteration(name)
-        if it >= 0 and name.endswith(".caffemodel"):
-            found.append((it, os.path.join(run_dir, name)))
-    return sorted(found)
 
 
 def select(snaps, every=None, last=True):
@@ -55,9 +46,9 @@ def evaluate_snapshots(run_dir, dataset_names=("Set5", "Set14"), every=None, ite
     """{dataset: [(iteration, psnr, ssim)]}: evaluates the snapshots of run_dir at multiples of
     `every` and the newest (or exactly `iterations`) that the cache lacks, and returns every cached
     point, including those of snapshots since deleted (a shipped run keeps only its newest)."""
-    info = training.read_run(run_dir)
+    info = read_run(run_dir)
     model_name, scale = info["model"], info["scale"]
-    snaps = snapshots(run_dir)
+    snaps = snapshots.listing(run_dir)
     if iterations is not None:
         snaps = [s for s in snaps if s[0] in set(iterations)]
     else:
@@ -80,16 +71,9 @@ def evaluate_snapshots(run_dir, dataset_names=("Set5", "Set14"), every=None, ite
                 if log:
                     log("iteration %d: %s %.2f dB / %.4f" % (it, name, r["mean_psnr"], r["mean_ssim"]))
         if model is not None:   # save as we go: an interrupted evaluation keeps what it did
-            _write_json(cache_path, cache)
+            files.write_json(cache_path, cache)
     return {name: sorted((int(it), e["psnr"], e["ssim"]) for it, e in cache[name].items())
             for name in dataset_names}
-
-
-def _write_json(path, payload):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def bicubic_psnr(dataset, scale):
@@ -141,5 +125,5 @@ def plot(curves, png_path, model_name, scale, segments=(), title=None):
     axes[-1].set_xlabel("iteration (batch of 128 patches each)" + ("; dotted: resumed" if segments else ""))
     axes[0].set_title(title or "%s x%d: image PSNR of each snapshot (exact evaluation)" % (model_name, scale))
     fig.tight_layout()
-    fig.savefig(png_path)
+    files.save_figure(fig, png_path)
     return png_path

@@ -1,0 +1,79 @@
+"""Where things live: the repository's folders, and the SRCAFFE_* environment variables that move
+them. Every other module asks here; none reads those variables itself.
+
+| variable                  | what it moves                               | default              |
+| SRCAFFE_DATASETS          | the dataset images (T91, Set5, Set14)       | <repo>/datasets      |
+| SRCAFFE_DATASETS_FROM     | a local folder to fetch datasets from       | (their public homes) |
+| SRCAFFE_DATA              | prepared HDF5 patch folders                 | <repo>/data          |
+| SRCAFFE_MODELS            | the toolkit's shipped models                | <repo>/models        |
+| SRCAFFE_OFFICIAL_WEIGHTS  | the authors' released .mat files            | see official.weights_dir |
+| SRCAFFE_CACHE             | Caffe builds (tools/setup.sh)               | ~/.cache/srcaffe     |
+"""
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The folder shared beside a checkout (datasets and the authors' weights, for tests and CI).
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+
+
+def repo_path(*parts):
+    return os.path.join(ROOT, *parts)
+
+
+def _env(name):
+    return os.environ.get(name) or None
+
+
+def datasets_root(root=None):
+    return os.path.abspath(root or _env("SRCAFFE_DATASETS") or repo_path("datasets"))
+
+
+def datasets_source():
+    """A local folder to fetch missing datasets from instead of their public homes, or None."""
+    return _env("SRCAFFE_DATASETS_FROM")
+
+
+def data_root():
+    return _env("SRCAFFE_DATA") or repo_path("data")
+
+
+def models_dir():
+    """Where the toolkit's trained models are shipped ($SRCAFFE_MODELS overrides models/)."""
+    return _env("SRCAFFE_MODELS") or repo_path("models")
+
+
+def official_weights_env():
+    return _env("SRCAFFE_OFFICIAL_WEIGHTS")
+
+
+def runs_root():
+    return repo_path("runs")
+
+
+def cache_dir():
+    return _env("SRCAFFE_CACHE") or os.path.join(_env("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "srcaffe")
+
+
+def net_file(model, scale, kind):
+    """prototxt/<model>_x<scale>_<kind>.prototxt (kind: train_test, deconv_train_test, deploy)."""
+    return repo_path("prototxt", "%s_x%d_%s.prototxt" % (model, scale, kind))
+
+
+def solver_file(model, scale, solver):
+    return repo_path("solvers", "%s_x%d_%s.prototxt" % (model, scale, solver))
+
+
+def shipped_weights(model, scale):
+    return os.path.join(models_dir(), "%s_x%d.caffemodel" % (model, scale))
+
+
+def venv_dir():
+    """The project's venv, as tools/setup.sh chooses it: $VENV, the active venv, else .venv/."""
+    return _env("VENV") or _env("VIRTUAL_ENV") or repo_path(".venv")
+
+
+def reexec_mark(set_it=False):
+    """Whether a tool has already re-run itself with the venv's interpreter (srcaffe.venv)."""
+    if set_it:
+        os.environ["SRCAFFE_IN_VENV"] = "1"
+    return bool(_env("SRCAFFE_IN_VENV"))

@@ -1,0 +1,125 @@
+"""The package's structure: no import cycles (function-local imports included), thin tools,
+one place for the overwrite rule and the environment."""
+import ast
+import os
+
+from srcaffe import ROOT
+
+PACKAGE = os.path.join(ROOT, "srcaffe")
+
+
+def module_name(path):
+    rel = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+    return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+
+
+def package_modules():
+    out = {}
+    for folder, _, names in os.walk(PACKAGE):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                out[module_name(path)] = path
+    return out
+
+
+def imports_of(name, path, modules):
+    """srcaffe modules imported anywhere in a module (top level or inside functions)."""
+    package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            targets = [base] + ["%s.%s" % (base, a.name) for a in node.names]
+        else:
+            continue
+        found |= {t for t in targets if t in modules and t != name}
+    return found
+
+
+def cycles(graph):
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = set()
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.add(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def import_graph():
+    modules = package_modules()
+    graph = {name: imports_of(name, path, modules) for name, path in modules.items()}
+    # a package's __init__ re-exporting its own modules is not a cycle of the pipeline
+    for name in graph:
+        if modules[name].endswith("__init__.py"):
+            graph[name] = {m for m in graph[name] if not m.startswith(name + ".")}
+    return graph
+
+
+def test_no_module_imports_a_module_that_imports_it_back():
+    graph = import_graph()
+    assert graph["srcaffe.runs"] >= {"srcaffe.hdf5_patches", "srcaffe.snapshots"}   # the graph is real
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def reads_srcaffe_variable(path):
+    """Whether a module looks up an SRCAFFE_* environment variable itself."""
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        key = None
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if func in ("get", "getenv", "_env", "setdefault", "pop"):
+                key = node.args[0].value
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            key = node.slice.value
+        if isinstance(key, str) and key.startswith("SRCAFFE_"):
+            return True
+    return False
+
+
+def test_environment_variables_are_read_in_one_place():
+    readers = [name for name, path in sorted(package_modules().items()) if reads_srcaffe_variable(path)]
+    assert readers == ["srcaffe.paths"]
+
+
+def test_the_overwrite_rule_is_written_once():
+    sources = {p: open(p).read() for p in list(package_modules().values()) +
+               [os.path.join(ROOT, "tools", f) for f in os.listdir(os.path.join(ROOT, "tools")) if f.endswith(".py")]}
+    writers = sorted(os.path.relpath(p, ROOT) for p, text in sources.items() if "refusing to overwrite it (use" in text)
+    assert writers == ["srcaffe/files.py"]
+
+
+def test_run_train_sh_is_a_few_lines():
+    lines = [l for l in open(os.path.join(ROOT, "run_train.sh")) if l.strip()]
+    assert len(lines) <= 20

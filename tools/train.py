@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Train FSRCNN / SRCNN with real Caffe, the authors' way (./run_train.sh calls this).
+
+Each run has its own folder (runs/<model>-x<N>-<date>-<time>/): snapshots, train.log (appended
+by every segment, never truncated), the exact net and solver of each segment, and run.json.
+First use prepares the HDF5 data (tools/prepare_data.py). Ctrl-C stops with a snapshot and
+prints the command to resume; a killed run resumes with --resume from its newest whole
+snapshot (a snapshot is also taken every --snapshot-minutes).
+
+examples:
+  ./run_train.sh fsrcnn                                # FSRCNN(56,12,4) x3, Adam
+  ./run_train.sh fsrcnn-s --scale 2 --iters 50000
+  ./run_train.sh srcnn --solver sgd                    # the authors' solver
+  ./run_train.sh fsrcnn --resume --run-dir runs/fsrcnn-x3-...      # after Ctrl-C, a crash, kill -9
+  ./run_train.sh fsrcnn --snapshot runs/.../fsrcnn_x3_iter_40000.solverstate --iters 80000 --base-lr 1e-4
+  ./run_train.sh fsrcnn --scale 2 --deconv-only --weights models/fsrcnn_x3.caffemodel   # x2 the paper's way
+  python tools/plot_log.py runs/fsrcnn-x3-.../train.log
+"""
+import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
+from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
+
+import argparse
+
+from srcaffe import runs, solvers, trainer
+from srcaffe import cli
+from srcaffe.cli import run_main
+from srcaffe.errors import UserError
+
+
+def parse_args(argv):
+    p = cli.ArgumentParser(prog="./run_train.sh", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="fsrcnn (56,12,4) | fsrcnn-s (32,5,1) | fsrcnn-D-S-M | srcnn (9-1-5) | "
+                                 "srcnn-935 | srcnn-955")
+    p.add_argument("--scale", type=int, default=3, help="upscaling factor: 2, 3 or 4 (default 3)")
+    p.add_argument("--iters", type=int, metavar="N", help="train up to iteration N (default: the solver's "
+                   "max_iter; with --resume, the run's last target)")
+    p.add_argument("--solver", default=solvers.DEFAULT_SOLVER, metavar="NAME",
+                   help="adam (default: fast on CPUs) or sgd (the authors' SGD, momentum 0.9, fixed lr)")
+    p.add_argument("--snapshot", metavar="FILE", help="resume from a .solverstate (continues in that run's folder)")
+    p.add_argument("--resume", action="store_true", help="resume --run-dir from its newest whole snapshot "
+                   "(a run with none yet starts again)")
+    p.add_argument("--weights", metavar="FILE", help="start from the weights of a .caffemodel (fine-tuning)")
+    p.add_argument("--deconv-only", action="store_true", help="train only the deconvolution: FSRCNN x2/x4 "
+                   "from an x3 model given by --weights, the paper's way")
+    p.add_argument("--base-lr", type=float, metavar="LR", help="this segment's learning rate; default: the "
+                   "solver's, or when resuming, the one the run's last segment used")
+    p.add_argument("--init", metavar="NAME", help="a new run's weights: authors (the prototxt's fillers) or he "
+                   "(msra fillers; SRCNN's default under Adam, where gaussian(0.001) leaves ReLUs dead)")
+    p.add_argument("--run-dir", metavar="DIR", help="run folder (default runs/MODEL-xN-DATE-TIME/); never overwritten")
+    aug = p.add_mutually_exclusive_group()
+    aug.add_argument("--aug", dest="augment", action="store_true", default=None,
+                     help="with data_aug.m's rotations x downscales (FSRCNN's default)")
+    aug.add_argument("--no-aug", dest="augment", action="store_false", help="without augmentation (SRCNN's default)")
+    p.add_argument("--data", metavar="DIR", help="a prepared data folder (tools/prepare_data.py, or one class "
+                   "of tools/mmsr.py)")
+    p.add_argument("--snapshot-every", type=int, metavar="N", help="snapshot every N iterations (default: the "
+                   "solver's, 5000 for Adam, 10000 for SGD)")
+    p.add_argument("--snapshot-minutes", type=float, default=trainer.DEFAULT_SNAPSHOT_MINUTES, metavar="M",
+                   help="also snapshot every M minutes of training, so a crash loses minutes, not a whole "
+                   "snapshot interval (default %g; 0: only the solver's interval)" % trainer.DEFAULT_SNAPSHOT_MINUTES)
+    p.add_argument("--engine", metavar="NAME", help="Caffe's -engine (Intel Caffe's MKL2017 / MKLDNN), if the "
+                   "binary has it")
+    p.add_argument("--gpu", metavar="ID", help="Caffe's -gpu (an id, or all), for a CUDA build of Caffe")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    o = parse_args(argv)
+    caffe = trainer.caffe_binary()
+    if o.engine and not trainer.has_engine_option(caffe):
+        raise UserError("--engine %s: this Caffe (%s) has no -engine option; MKL2017/MKLDNN engines exist only "
+                        "in Intel's Caffe (install it and set CAFFE_ROOT)" % (o.engine, os.path.realpath(caffe)))
+    if o.gpu is not None and not trainer.is_cuda_build(caffe):
+        raise UserError("--gpu %s: this Caffe (%s) is a CPU-only build; use a CUDA build (tools/setup.sh --cuda)"
+                        % (o.gpu, os.path.realpath(caffe)))
+    plan = runs.prepare_run(o, log=lambda msg: print(msg, file=sys.stderr))
+    status = trainer.train(plan, caffe, gpu=o.gpu, engine=o.engine, snapshot_minutes=o.snapshot_minutes)
+    if status != 0:
+        print("error: caffe train failed (exit %d); last lines of %s:" % (status, plan.log), file=sys.stderr)
+        print(trainer.failure_lines(plan.log), file=sys.stderr)
+        return 1
+    resume = "./run_train.sh %s --resume --run-dir %s" % (o.model, plan.run_dir)
+    newest = runs.snapshots.listing(plan.run_dir, ".solverstate")
+    if newest:
+        print("snapshot: %s" % newest[-1][1])
+        print("resume:   %s --iters N" % resume)
+    print("plot:     %s %s %s" % (sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                              "plot_log.py"), plan.log))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
