@@ -106,7 +106,7 @@ class Source:
         audio within the same time span, its timestamps shifted with the video's."""
         av = _av()
         streams = [self.video] + ([self.audio] if self.audio is not None else [])
-        index, t0 = -1, None
+        index, t0, last = -1, None, None
         held = []   # audio ahead of the first kept frame: its start time is not known yet
         try:
             for packet in self.container.demux(streams):
@@ -135,6 +135,7 @@ class Source:
                             if first == 0 or float(p.pts * p.time_base) >= t0 - 1e-9:
                                 yield "audio", self._shift(p, t0)
                         held = []
+                    last = frame.time
                     yield "video", index, frame
         except av.FFmpegError as exc:
             what = "frame %d" % (index + 1) if index >= 0 else "its start"
@@ -142,6 +143,22 @@ class Source:
                             % (self.path, what, _why(exc))) from None
         if index < first:
             raise UserError("%s: has %d frames; --frames starts at %d" % (self.path, index + 1, first))
+        end, declared = (last + 1 / self.rate if last is not None else 0.0), self.declared_end()
+        if declared and end < declared - 2 / self.rate - 0.02 * declared:
+            # FFmpeg stops quietly where a file was cut: its header still promises more
+            raise UserError("%s: the video stops at frame %d (%.2f s of the %.2f s its header declares): "
+                            "truncated or corrupt" % (self.path, index + 1, end, declared))
+
+    def declared_end(self):
+        """Where the header says the video stream ends (s), or None when only a container duration
+        is known and an audio track may be what makes it longer."""
+        v = self.video
+        start = float(v.start_time * v.time_base) if v.start_time is not None else 0.0
+        if v.duration:
+            return start + float(v.duration * v.time_base)
+        if self.audio is None and self.container.duration:
+            return start + self.container.duration / 1e6
+        return None
 
     @staticmethod
     def _shift(packet, t0):
