@@ -36,7 +36,10 @@ from .errors import UserError
 VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".ogv")
 # containers that take H.264 and the usual audio codecs as they are; anything else is written as .mkv
 OUT_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".m4v")
-CRF, PRESET = 18, "veryfast"   # near-transparent H.264 at real-time speed
+# near-transparent H.264; x264's fastest preset (1080p: about 2.5x faster than veryfast, files
+# about 2x larger at the same quality): encoding must not be what keeps a video from real time
+CRF, PRESET = 18, "ultrafast"
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 QUEUE = 4                      # frames in flight per queue: bounds the memory
 VIDEO_MEMORY = 1 << 30         # bytes of Caffe memory a frame may take before it is tiled
 WORST = 4                      # frames in the gt contact sheet
@@ -192,7 +195,7 @@ class Sink:
     """An H.264 output video written to a temporary name beside `path`; finish() renames it,
     abort() finalises it as NAME.partial.EXT (interrupted) or removes it (error)."""
 
-    def __init__(self, path, rate, width, height, audio=None, overwrite=False):
+    def __init__(self, path, rate, width, height, audio=None, overwrite=False, preset=None):
         av = _av()
         self.path, self.width, self.height = path, width - width % 2, height - height % 2
         if os.path.exists(path) and not overwrite:
@@ -209,7 +212,7 @@ class Sink:
         try:
             self.container = av.open(self.tmp, "w", format=_format_of(ext))
             self.stream = self.container.add_stream("libx264", rate=rate,
-                                                    options={"crf": str(CRF), "preset": PRESET})
+                                                    options={"crf": str(CRF), "preset": preset or PRESET})
             self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
             self.stream.thread_type = "AUTO"
             self.audio = self.container.add_stream_from_template(audio) if audio is not None else None
@@ -403,11 +406,51 @@ class ChromaUpscaler:
         return cv2.resize(plane, self.size, interpolation=cv2.INTER_CUBIC)
 
 
-def upscale_frame(model, planes, chroma):
-    """SR (Y, Cb, Cr) uint8 planes of a decoded frame's planes: Y by the network."""
+class FrameNet:
+    """uint8 LR Y -> uint8 SR Y, equal to to_uint8(model.upscale_y(im2double(y))), without its
+    per-call work: the whole frame is one tile, the net is shaped once for the video's frame size
+    and reused for every frame, and Caffe's float32 output goes to uint8 in one pass. Falls back
+    to upscale_y when the frame needs tiles (--tile, or too big for VIDEO_MEMORY) or when the net
+    takes a bicubic-upscaled input (SRCNN)."""
+
+    def __init__(self, model, height, width):
+        self.model = model
+        p = model.pad_px
+        self.shape = (height + 2 * p, width + 2 * p)
+        target = (height * model.up, width * model.up)
+        rows, self.rows = model._axis(0, target[0], self.shape[0])
+        cols, self.cols = model._axis(0, target[1], self.shape[1])
+        self.whole = (not model.upsampled and model.tile * model.scale >= max(target)
+                      and rows == slice(0, self.shape[0]) and cols == slice(0, self.shape[1]))
+
+    def __call__(self, y):
+        m = self.model
+        if not self.whole:
+            return matlab.to_uint8(m.upscale_y(matlab.im2double(y)))
+        blob = m.net.blobs[m.input_name]
+        if blob.data.shape != (1, 1) + self.shape:   # once per video (or after another use of the net)
+            blob.reshape(1, 1, *self.shape)
+            m.net.reshape()
+        # the same float32 input upscale_y gives Caffe: im2double, padded, cast
+        blob.data[0, 0] = np.pad(matlab.im2double(y), m.pad_px, mode="edge" if m.pad == "replicate" else "constant")
+        m.net.forward()
+        return sr_to_uint8(m.net.blobs[m.output_name].data[0, 0][self.rows, self.cols])
+
+
+def sr_to_uint8(out):
+    """matlab.to_uint8 of float32 network output, in fewer passes over a full-HD frame: v = x*255
+    in float64 (exact for a float32 x), then floor(v + 0.5) saturated to 0..255, which is MATLAB's
+    round-half-away for v >= 0 and 0 for v < 0 either way (tests/test_video.py checks equality)."""
+    v = np.multiply(out, 255.0, dtype=np.float64)
+    v += 0.5
+    np.clip(v, 0.0, 255.0, out=v)
+    return v.astype(np.uint8)
+
+
+def upscale_frame(net, planes, chroma):
+    """SR (Y, Cb, Cr) uint8 planes of a decoded frame's planes: Y by the network (a FrameNet)."""
     y, cb, cr = planes
-    sr_y = matlab.to_uint8(model.upscale_y(matlab.im2double(y)))
-    return sr_y, chroma(cb), chroma(cr)
+    return net(y), chroma(cb), chroma(cr)
 
 
 def bicubic_frame(scale, planes, chroma):
@@ -433,7 +476,7 @@ def outputs(path, out_dir, scale, model_name, mode, compare):
 
 
 def predict_video(path, model, out_dir="results", mode="upscale", frames=None, max_frames=None,
-                  compare=False, force=False, tile=None):
+                  compare=False, force=False, tile=None, preset=None):
     """tools/predict.py on a video. Returns the lines to print. Without a tile size, the
     whole frame is one tile when it fits in VIDEO_MEMORY: one net shape, reused every frame."""
     out = outputs(path, out_dir, model.scale, model.name, mode, compare)
@@ -446,17 +489,20 @@ def predict_video(path, model, out_dir="results", mode="upscale", frames=None, m
         if tile is None:
             model.tile = max(model.tile, model.auto_tile(VIDEO_MEMORY))
         first, stop, total = _select(source, frames, max_frames)
-        return (_upscale if mode == "upscale" else _ground_truth)(source, model, out, first, stop, total, force)
+        sinks = lambda width, height: _open_sinks(source, out, width, height, force, preset)   # noqa: E731
+        return (_upscale if mode == "upscale" else _ground_truth)(source, model, out, first, stop, total, sinks)
     finally:
         source.close()
 
 
-def _open_sinks(source, out, width, height, force, compare_width=None):
+def _open_sinks(source, out, width, height, force, preset):
+    """The SR video and, with --compare, the side-by-side one (twice as wide)."""
     sinks = {}
     try:
-        sinks["sr"] = Sink(out["sr"], source.rate, width, height, source.audio, force)
+        sinks["sr"] = Sink(out["sr"], source.rate, width, height, source.audio, force, preset)
         if "compare" in out:
-            sinks["compare"] = Sink(out["compare"], source.rate, compare_width, height, source.audio, force)
+            sinks["compare"] = Sink(out["compare"], source.rate, 2 * (width - width % 2), height,
+                                    source.audio, force, preset)
     except UserError:
         for s in sinks.values():
             s.abort(False)
@@ -487,16 +533,17 @@ def _run(source, sinks, first, stop, total, process, write, desc):
     return n, time.perf_counter() - t0, paths
 
 
-def _upscale(source, model, out, first, stop, total, force):
+def _upscale(source, model, out, first, stop, total, open_sinks):
     s = model.scale
     model.check_size((source.height, source.width), source.path)
     W, H = source.width * s, source.height * s
-    sinks = _open_sinks(source, out, W, H, force, 2 * W)
+    sinks = open_sinks(W, H)
     chroma = ChromaUpscaler(s, source.width, source.height)
+    net = FrameNet(model, source.height, source.width)
 
     def process(index, frame):
         planes = yuv_planes(frame)
-        sr = _even(upscale_frame(model, planes, chroma))
+        sr = _even(upscale_frame(net, planes, chroma))
         both = side_by_side(_even(bicubic_frame(s, planes, chroma)), sr) if "compare" in sinks else None
         return sr, both
 
@@ -557,7 +604,7 @@ def _fps(rate):
     return ("%d" % rate) if rate.denominator == 1 else "%.3f" % float(rate)
 
 
-def _ground_truth(source, model, out, first, stop, total, force):
+def _ground_truth(source, model, out, first, stop, total, open_sinks):
     """Every frame is a ground truth: demo_SR.m's evaluation through evaluation.evaluate."""
     from .evaluation import bicubic_upscaler, evaluate
     from .images import save_image
@@ -565,7 +612,7 @@ def _ground_truth(source, model, out, first, stop, total, force):
     s = model.scale
     H, W = source.height - source.height % s, source.width - source.width % s   # modcrop
     model.check_size((H // s, W // s), source.path)
-    sinks = _open_sinks(source, out, W, H, force, 2 * W)
+    sinks = open_sinks(W, H)
     worst, rows = [], []
     tmp = tempfile.TemporaryDirectory(prefix="srcaffe-video-")
     try:
@@ -629,7 +676,7 @@ def _ground_truth(source, model, out, first, stop, total, force):
         os.remove(csv_tmp)
         raise
     os.replace(csv_tmp, out["frames"])
-    contact_sheet(out["worst"], sorted(worst, reverse=True), model.name, force)
+    contact_sheet(out["worst"], sorted(worst, reverse=True), model.name, overwrite=True)   # checked before
     mean = np.mean(rows, axis=0)
     return ["%s x%d, %d frames %dx%d: bicubic %.2f dB (SSIM %.4f), %s %.2f dB (SSIM %.4f) mean on Y; "
             "worst frame %d %.2f dB" % (

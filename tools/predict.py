@@ -35,6 +35,8 @@ examples:
   python tools/predict.py butterfly --model srcnn --analyse
   python tools/predict.py photo.png --mode upscale --model runs/x/fsrcnn_x3_iter_100000.caffemodel
   python tools/predict.py path/to/folder --out results/folder --force
+  python tools/predict.py clip.mp4 --mode upscale --model fsrcnn-s --compare   # a video, audio kept
+  python tools/predict.py clip.mkv --max-frames 100                # video frames as ground truth: PSNR/SSIM
 
 IMAGE not found as given is looked up by name in the registered datasets (Set5, Set14, T91);
 a folder, or a dataset name (Set5), processes every image in it.
@@ -60,6 +62,8 @@ def parse_args(argv):
     v.add_argument("--frames", metavar="A:B", help="only frames A..B-1 (0-based; A: or :B)")
     v.add_argument("--max-frames", type=int, metavar="N", help="at most N frames")
     v.add_argument("--compare", action="store_true", help="also a side-by-side video: bicubic | network")
+    v.add_argument("--preset", default=video.PRESET, choices=video.PRESETS, metavar="NAME", help="x264 preset of the H.264 output (default %(default)s; "
+                   "veryfast, medium...: smaller files, slower)")
     p.add_argument("--gpu", type=int, metavar="ID", help="run Caffe on CUDA device ID (a GPU build of Caffe)")
     return p.parse_args(argv)
 
@@ -141,7 +145,7 @@ def predict_video(args):
         raise UserError("%s: --frames/--max-frames/--compare are for videos (%s)" % (args.image, " ".join(video.VIDEO_EXTS)))
     model = load_model(args.model, scale=args.scale, model=args.arch, pad=args.pad, tile=args.tile)
     for line in video.predict_video(args.image, model, args.out, args.mode, args.frames, args.max_frames,
-                                    args.compare, args.force, tile=args.tile):
+                                    args.compare, args.force, tile=args.tile, preset=args.preset):
         print(line)
     return 0
 
