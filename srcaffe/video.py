@@ -319,11 +319,25 @@ def _put(q, item, stopping):
     return False
 
 
-def _stage(fn, source, q_out, stopping):
-    """Run fn(item) -> item over an iterable (or a queue) in a thread, results into q_out."""
+def _timed(iterable, busy, key):
+    """The items of an iterable, the time spent producing them added to busy[key]."""
+    it = iter(iterable)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        finally:
+            busy[key] += time.perf_counter() - t0
+        yield item
+
+
+def _stage(fn, items, q_out, stopping):
+    """Run fn(item) over an iterable in a thread, results into q_out; an exception is handed on."""
     def run():
         try:
-            for item in (_drain(source, stopping) if isinstance(source, queue.Queue) else source):
+            for item in items:
                 if stopping.is_set() or not _put(q_out, fn(item), stopping):
                     return
             _put(q_out, _END, stopping)
@@ -347,24 +361,34 @@ def _drain(q, stopping):
         yield item
 
 
-def run_pipeline(source, first, stop, process, write, total=None, desc=None):
+def run_pipeline(source, first, stop, process, write, total=None, desc=None, busy=None):
     """Decode frames first..stop-1 in one thread, process(index, frame) in another, and
-    write(item) here; audio items go straight through. Returns the number of frames written."""
+    write(item) here; audio items go straight through. Returns the number of frames written;
+    busy (a dict) gets each stage's working seconds: decode, network, encode."""
     from tqdm import tqdm
 
+    busy = {} if busy is None else busy
+    busy.update(decode=0.0, network=0.0, encode=0.0)
     stopping = threading.Event()
     q1, q2 = queue.Queue(QUEUE), queue.Queue(QUEUE)
 
     def work(item):
-        return item if item[0] == "audio" else ("video", item[1], item[2].time, process(item[1], item[2]))
-    threads = [_stage(lambda item: item, source.items(first, stop, stopping), q1, stopping),
-               _stage(work, q1, q2, stopping)]
+        if item[0] == "audio":
+            return item
+        t0 = time.perf_counter()
+        out = ("video", item[1], item[2].time, process(item[1], item[2]))
+        busy["network"] += time.perf_counter() - t0
+        return out
+    threads = [_stage(lambda item: item, _timed(source.items(first, stop, stopping), busy, "decode"), q1, stopping),
+               _stage(work, _drain(q1, stopping), q2, stopping)]
     bar = tqdm(total=total, unit="frame", desc=desc, file=sys.stderr, dynamic_ncols=True,
                disable=None, smoothing=0.1)
     n = 0
     try:
         for item in _drain(q2, stopping):
+            t0 = time.perf_counter()
             write(item)
+            busy["encode"] += time.perf_counter() - t0
             if item[0] == "video":
                 n += 1
                 bar.update(1)
@@ -514,8 +538,9 @@ def _run(source, sinks, first, stop, total, process, write, desc):
     """The pipeline with the sinks' life cycle: finished on success, partial on Ctrl-C, removed
     on an error."""
     t0 = time.perf_counter()
+    busy = {}
     try:
-        n = run_pipeline(source, first, stop, process, write, total, desc)
+        n = run_pipeline(source, first, stop, process, write, total, desc, busy)
     except KeyboardInterrupt:
         kept = [k for k in (s.abort(True) for s in sinks.values()) if k]
         print("interrupted: " + ("partial video kept in %s" % ", ".join(kept) if kept else "nothing written"),
@@ -529,8 +554,13 @@ def _run(source, sinks, first, stop, total, process, write, desc):
         for s in sinks.values():
             s.abort(False)
         raise UserError("%s: no frame decoded in the selected range" % source.path)
+    t1 = time.perf_counter()
     paths = [s.finish() for s in sinks.values()]
-    return n, time.perf_counter() - t0, paths
+    busy["encode"] += time.perf_counter() - t1   # the encoder's delayed frames
+    secs = time.perf_counter() - t0
+    times = "  time: %.1f s (%.1f frames/s); working time of each stage (they overlap): decode %.1f s, " \
+            "network %.1f s, encode %.1f s" % (secs, n / secs, busy["decode"], busy["network"], busy["encode"])
+    return n, secs, paths, times
 
 
 def _upscale(source, model, out, first, stop, total, open_sinks):
@@ -557,11 +587,11 @@ def _upscale(source, model, out, first, stop, total, open_sinks):
         sinks["sr"].write_yuv(*sr, time_s=_rel(t, first_time))
         if both is not None:
             sinks["compare"].write_yuv(*both, time_s=_rel(t, first_time))
-    n, secs, paths = _run(source, sinks, first, stop, total, process, write,
-                          "%s x%d %s" % (os.path.basename(source.path), s, model.name))
-    return ["%s: %d frames %dx%d -> %dx%d at %s fps, %.1f s (%.1f frames/s)%s" % (
+    n, secs, paths, times = _run(source, sinks, first, stop, total, process, write,
+                                 "%s x%d %s" % (os.path.basename(source.path), s, model.name))
+    return ["%s: %d frames %dx%d -> %dx%d at %s fps%s" % (
         os.path.basename(source.path), n, source.width, source.height, sinks["sr"].width, sinks["sr"].height,
-        _fps(source.rate), secs, n / secs, ", audio kept" if source.audio is not None else ""),
+        _fps(source.rate), ", audio kept" if source.audio is not None else ""), times,
         "  wrote " + ", ".join(paths)]
 
 
@@ -667,7 +697,7 @@ def _ground_truth(source, model, out, first, stop, total, open_sinks):
             heapq.heappushpop(worst, entry)   # keeps the WORST lowest-PSNR frames, nothing more
     try:
         try:
-            count, secs, paths = _run(source, sinks, first, stop, total, process, write,
+            count, secs, paths, times = _run(source, sinks, first, stop, total, process, write,
                                       "%s x%d %s gt" % (os.path.basename(source.path), s, model.name))
         finally:
             table.close()
@@ -682,7 +712,7 @@ def _ground_truth(source, model, out, first, stop, total, open_sinks):
             "worst frame %d %.2f dB" % (
                 os.path.basename(source.path), s, count, W, H, mean[0], mean[1], model.name, mean[2], mean[3],
                 max(worst)[1], -max(worst)[0]),
-            "  wrote " + ", ".join(paths + [out["frames"], out["worst"]])]
+            times, "  wrote " + ", ".join(paths + [out["frames"], out["worst"]])]
 
 
 def contact_sheet(path, entries, model_name, overwrite):
@@ -707,14 +737,18 @@ def contact_sheet(path, entries, model_name, overwrite):
 def use_gpu(device):
     """caffe.set_mode_gpu + set_device(device), after checking in a child process that this
     Caffe has CUDA: a CPU-only Caffe aborts the whole process on set_device."""
+    import re
     import subprocess
 
+    if device < 0:
+        raise UserError("--gpu must be a CUDA device number (0, 1...), not %d" % device)
     probe = "import caffe; caffe.set_device(%d); caffe.set_mode_gpu()" % device
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     if r.returncode != 0:
-        tail = (r.stderr.strip().splitlines() or ["?"])[-1]
+        fatal = re.findall(r"^F\d+ [^\]]*\] (.*)$", r.stderr, re.M)   # glog's fatal line
+        tail = (fatal or r.stderr.strip().splitlines() or ["exit code %d" % r.returncode])[-1]
         if "CPU-only" in r.stderr or "CPU_ONLY" in r.stderr:
-            tail = "this Caffe is built CPU-only (tools/setup.sh --cuda builds a GPU one)"
+            tail = "this Caffe is built CPU-only (a CUDA build is needed)"
         raise UserError("--gpu %d: cannot use the GPU: %s" % (device, tail[:200]))
     import caffe
     caffe.set_device(device)
