@@ -75,6 +75,21 @@ def psnr(a, b):
     return 10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
 
 
+def test_frame_net_equals_upscale_y_and_to_uint8(model):
+    """The video path's shortcuts give the image path's numbers exactly."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(16, 236, (H, W), dtype=np.uint8)
+    net = video.FrameNet(model, H, W)
+    assert net.whole
+    want = matlab.to_uint8(model.upscale_y(matlab.im2double(y)))   # upscale_y reshapes the net: reshaped back
+    assert np.array_equal(net(y), want) and np.array_equal(net(y[::-1].copy()), matlab.to_uint8(
+        model.upscale_y(matlab.im2double(y[::-1]))))
+    x = np.concatenate([rng.normal(0.5, 0.7, 200000), np.arange(-300, 600) / 255.0,
+                        (np.arange(-300, 600) + 0.5) / 255.0, [np.nextafter(0.5 / 255, 1)]]).astype(np.float32)
+    assert np.array_equal(video.sr_to_uint8(x), matlab.to_uint8(x.astype(np.float64)))
+    assert video.parse_frames("3:") == (3, None) and video.parse_frames(":7") == (0, 7)
+
+
 def test_upscale_keeps_frames_rate_size_and_audio(clips, model, tmp_path):
     r = run_tool(clips["audio"], "--mode", "upscale", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
