@@ -67,7 +67,8 @@ def parse_frames(text):
         if a < 0 or (b is not None and b <= a):
             raise ValueError
     except ValueError:
-        raise UserError("--frames %s: expected A:B with 0 <= A < B (frame indices, B excluded; A: or :B)" % text) from None
+        raise UserError("--frames %s: expected A:B with 0 <= A < B (frame indices, B excluded; A: or :B)"
+                        % text) from None
     return a, b
 
 
@@ -118,7 +119,6 @@ class Source:
                 if packet.stream.type == "audio":
                     if packet.pts is None or packet.size == 0:
                         continue
-                    t = float(packet.pts * packet.time_base)
                     if t0 is None:
                         held.append(packet)
                     else:
@@ -638,12 +638,13 @@ def _ground_truth(source, model, out, first, stop, total, open_sinks):
     """Every frame is a ground truth: demo_SR.m's evaluation through evaluation.evaluate."""
     from .evaluation import bicubic_upscaler, evaluate
     from .images import save_image
+    from .inference import merge_colour
 
     s = model.scale
     H, W = source.height - source.height % s, source.width - source.width % s   # modcrop
     model.check_size((H // s, W // s), source.path)
     sinks = open_sinks(W, H)
-    worst, rows = [], []
+    worst, sums = [], np.zeros(4)   # running sums: nothing grows with the video
     tmp = tempfile.TemporaryDirectory(prefix="srcaffe-video-")
     try:
         csv_tmp = out["frames"] + ".tmp"
@@ -672,7 +673,6 @@ def _ground_truth(source, model, out, first, stop, total, open_sinks):
                 for name, up in (("bicubic", bicubic_upscaler), ("net", model.upscaler)))
         gt = matlab.modcrop(rgb, s)
         lr_ycbcr = matlab.imresize(matlab.im2double(matlab.rgb2ycbcr(gt)), 1.0 / s)
-        from .inference import merge_colour
         bic, sr = merge_colour(kept["bicubic"], lr_ycbcr, s), merge_colour(kept["net"], lr_ycbcr, s)
         return index, b, n, gt, bic, sr
 
@@ -689,7 +689,7 @@ def _ground_truth(source, model, out, first, stop, total, open_sinks):
             sinks["compare"].write_rgb(np.hstack([bic, sr]), rel)
         writer.writerow([index, "%.4f" % (t or 0.0), "%.4f" % b["psnr"], "%.5f" % b["ssim"],
                          "%.4f" % n["psnr"], "%.5f" % n["ssim"]])
-        rows.append((b["psnr"], b["ssim"], n["psnr"], n["ssim"]))
+        sums[:] += (b["psnr"], b["ssim"], n["psnr"], n["ssim"])
         entry = (-n["psnr"], index, (t or 0.0, b, n, gt, bic, sr))
         if len(worst) < WORST:
             heapq.heappush(worst, entry)
@@ -698,7 +698,7 @@ def _ground_truth(source, model, out, first, stop, total, open_sinks):
     try:
         try:
             count, secs, paths, times = _run(source, sinks, first, stop, total, process, write,
-                                      "%s x%d %s gt" % (os.path.basename(source.path), s, model.name))
+                                             "%s x%d %s gt" % (os.path.basename(source.path), s, model.name))
         finally:
             table.close()
             tmp.cleanup()
@@ -707,7 +707,7 @@ def _ground_truth(source, model, out, first, stop, total, open_sinks):
         raise
     os.replace(csv_tmp, out["frames"])
     contact_sheet(out["worst"], sorted(worst, reverse=True), model.name, overwrite=True)   # checked before
-    mean = np.mean(rows, axis=0)
+    mean = sums / count
     return ["%s x%d, %d frames %dx%d: bicubic %.2f dB (SSIM %.4f), %s %.2f dB (SSIM %.4f) mean on Y; "
             "worst frame %d %.2f dB" % (
                 os.path.basename(source.path), s, count, W, H, mean[0], mean[1], model.name, mean[2], mean[3],

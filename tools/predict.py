@@ -142,7 +142,8 @@ def predict_video(args):
     if args.analyse:
         raise UserError("--analyse is for images; on a video, --mode gt writes the worst frames' figure")
     if not video.is_video(args.image):
-        raise UserError("%s: --frames/--max-frames/--compare are for videos (%s)" % (args.image, " ".join(video.VIDEO_EXTS)))
+        raise UserError("%s: --frames/--max-frames/--compare are for videos (%s)"
+                        % (args.image, " ".join(video.VIDEO_EXTS)))
     model = load_model(args.model, scale=args.scale, model=args.arch, pad=args.pad, tile=args.tile)
     for line in video.predict_video(args.image, model, args.out, args.mode, args.frames, args.max_frames,
                                     args.compare, args.force, tile=args.tile, preset=args.preset):
