@@ -43,6 +43,8 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 QUEUE = 4                      # frames in flight per queue: bounds the memory
 VIDEO_MEMORY = 1 << 30         # bytes of Caffe memory a frame may take before it is tiled
 WORST = 4                      # frames in the gt contact sheet
+# FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic codes: (matrix, primaries, transfer)
+BT709, BT601, UNSPECIFIED, MPEG_RANGE = (1, 1, 1), (6, 6, 6), 2, 1
 
 
 def is_video(path):
@@ -99,6 +101,11 @@ class Source:
         if not self.width or not self.height:
             self.container.close()
             raise UserError("%s: not a readable video (its video stream has no frame size)" % path)
+        # the Y'CbCr matrix its planes are in: as tagged, else what players assume for the size
+        cc = self.video.codec_context
+        guess = BT601 if self.height < 720 else BT709
+        self.colour = tuple(g if v in (None, UNSPECIFIED, 0) else v
+                            for v, g in zip((cc.colorspace, cc.color_primaries, cc.color_trc), guess))
         self.frames = self.video.frames or (int(self.container.duration * self.rate / 1000000)
                                             if self.container.duration else 0)
 
@@ -195,7 +202,7 @@ class Sink:
     """An H.264 output video written to a temporary name beside `path`; finish() renames it,
     abort() finalises it as NAME.partial.EXT (interrupted) or removes it (error)."""
 
-    def __init__(self, path, rate, width, height, audio=None, overwrite=False, preset=None):
+    def __init__(self, path, rate, width, height, audio=None, overwrite=False, preset=None, colour=BT601):
         av = _av()
         self.path, self.width, self.height = path, width - width % 2, height - height % 2
         if os.path.exists(path) and not overwrite:
@@ -215,6 +222,9 @@ class Sink:
                                                     options={"crf": str(CRF), "preset": preset or PRESET})
             self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
             self.stream.thread_type = "AUTO"
+            cc = self.stream.codec_context   # tagged, so that players convert to RGB as the source says
+            cc.colorspace, cc.color_primaries, cc.color_trc = colour
+            cc.color_range = MPEG_RANGE
             self.audio = self.container.add_stream_from_template(audio) if audio is not None else None
         except (av.FFmpegError, OSError, ValueError) as exc:
             self._remove()
@@ -227,6 +237,7 @@ class Sink:
         h, w = self.height, self.width
         buf = np.concatenate([y[:h, :w].ravel(), cb[:h // 2, :w // 2].ravel(), cr[:h // 2, :w // 2].ravel()])
         frame = av.VideoFrame.from_ndarray(buf.reshape(h * 3 // 2, w), format="yuv420p")
+        frame.colorspace, frame.color_range = self.stream.codec_context.colorspace, MPEG_RANGE
         pts = self.frames if time_s is None else int(round(time_s * self.rate))
         frame.pts = max(pts, self.last_pts + 1)   # never backwards, whatever the source's timing
         self.last_pts = frame.pts
@@ -513,20 +524,21 @@ def predict_video(path, model, out_dir="results", mode="upscale", frames=None, m
         if tile is None:
             model.tile = max(model.tile, model.auto_tile(VIDEO_MEMORY))
         first, stop, total = _select(source, frames, max_frames)
-        sinks = lambda width, height: _open_sinks(source, out, width, height, force, preset)   # noqa: E731
+        def sinks(width, height, colour):
+            return _open_sinks(source, out, width, height, force, preset, colour)
         return (_upscale if mode == "upscale" else _ground_truth)(source, model, out, first, stop, total, sinks)
     finally:
         source.close()
 
 
-def _open_sinks(source, out, width, height, force, preset):
+def _open_sinks(source, out, width, height, force, preset, colour):
     """The SR video and, with --compare, the side-by-side one (twice as wide)."""
     sinks = {}
     try:
-        sinks["sr"] = Sink(out["sr"], source.rate, width, height, source.audio, force, preset)
+        sinks["sr"] = Sink(out["sr"], source.rate, width, height, source.audio, force, preset, colour)
         if "compare" in out:
             sinks["compare"] = Sink(out["compare"], source.rate, 2 * (width - width % 2), height,
-                                    source.audio, force, preset)
+                                    source.audio, force, preset, colour)
     except UserError:
         for s in sinks.values():
             s.abort(False)
@@ -567,7 +579,7 @@ def _upscale(source, model, out, first, stop, total, open_sinks):
     s = model.scale
     model.check_size((source.height, source.width), source.path)
     W, H = source.width * s, source.height * s
-    sinks = open_sinks(W, H)
+    sinks = open_sinks(W, H, source.colour)   # the source's planes, so its matrix
     chroma = ChromaUpscaler(s, source.width, source.height)
     net = FrameNet(model, source.height, source.width)
 
@@ -643,7 +655,7 @@ def _ground_truth(source, model, out, first, stop, total, open_sinks):
     s = model.scale
     H, W = source.height - source.height % s, source.width - source.width % s   # modcrop
     model.check_size((H // s, W // s), source.path)
-    sinks = open_sinks(W, H)
+    sinks = open_sinks(W, H, BT601)   # frames made from RGB by rgb_to_yuv420
     worst, sums = [], np.zeros(4)   # running sums: nothing grows with the video
     tmp = tempfile.TemporaryDirectory(prefix="srcaffe-video-")
     try:

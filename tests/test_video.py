@@ -45,6 +45,7 @@ def probe(path):
         v = c.streams.video[0]
         a = c.streams.audio[0] if c.streams.audio else None
         info = {"rate": v.average_rate, "size": (v.codec_context.width, v.codec_context.height),
+                "matrix": v.codec_context.colorspace,
                 "audio": a.codec_context.name if a is not None else None}
         info["frames"] = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
     if info["audio"]:
@@ -98,6 +99,7 @@ def test_upscale_keeps_frames_rate_size_and_audio(clips, model, tmp_path):
     src, got = probe(clips["audio"]), probe(out)
     assert len(got["frames"]) == N and got["size"] == (3 * W, 3 * H) and got["rate"] == 24
     assert got["audio"] == "aac" and got["samples"] == src["samples"]   # the packets, remuxed
+    assert got["matrix"] == 6   # BT.601, as players read the untagged SD source; not BT.709 as for HD
     # the frames are the network's: Y of each decoded frame through upscale_y, up to H.264's loss
     for i in (0, N // 2, N - 1):
         lr_y = src["frames"][i]
