@@ -18,11 +18,13 @@ chroma, which no score looks at. --mode gt converts every frame to RGB and score
 srcaffe.evaluation.evaluate, exactly as an image file is scored (the frame is written as a
 lossless BMP and evaluated from there), so its PSNR/SSIM equal evaluate's on the same frames.
 """
+import contextlib
 import csv
 import fractions
 import heapq
 import os
 import queue
+import signal
 import sys
 import tempfile
 import threading
@@ -242,7 +244,7 @@ class Sink:
         frame.pts = max(pts, self.last_pts + 1)   # never backwards, whatever the source's timing
         self.last_pts = frame.pts
         self.frames += 1
-        self._mux(self.stream.encode(frame))
+        self._mux(self._encode(frame))
 
     def write_rgb(self, rgb, time_s=None):
         y, cb, cr = rgb_to_yuv420(rgb)
@@ -253,6 +255,14 @@ class Sink:
             packet.stream = self.audio
             self._mux([packet])
 
+    def _encode(self, frame):
+        """Packets of a frame (None: the encoder's delayed frames)."""
+        av = _av()
+        try:
+            return self.stream.encode(frame)
+        except (av.FFmpegError, ValueError) as exc:
+            raise UserError("%s: cannot encode the video (%s)" % (self.path, _why(exc))) from None
+
     def _mux(self, packets):
         av = _av()
         try:
@@ -261,7 +271,7 @@ class Sink:
             raise UserError("%s: cannot write the video (%s)" % (self.path, _why(exc))) from None
 
     def _close(self):
-        self._mux(self.stream.encode())   # flush the encoder's delayed frames
+        self._mux(self._encode(None))
         self.container.close()
 
     def finish(self):
@@ -546,6 +556,19 @@ def _open_sinks(source, out, width, height, force, preset, colour):
     return sinks
 
 
+@contextlib.contextmanager
+def _no_ctrl_c():
+    """SIGINT ignored while the outputs are finalised (a second or so), in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _run(source, sinks, first, stop, total, process, write, desc):
     """The pipeline with the sinks' life cycle: finished on success, partial on Ctrl-C, removed
     on an error."""
@@ -554,7 +577,8 @@ def _run(source, sinks, first, stop, total, process, write, desc):
     try:
         n = run_pipeline(source, first, stop, process, write, total, desc, busy)
     except KeyboardInterrupt:
-        kept = [k for k in (s.abort(True) for s in sinks.values()) if k]
+        with _no_ctrl_c():   # a second Ctrl-C must not leave a half-closed file
+            kept = [k for k in (s.abort(True) for s in sinks.values()) if k]
         print("interrupted: " + ("partial video kept in %s" % ", ".join(kept) if kept else "nothing written"),
               file=sys.stderr)
         raise
@@ -567,7 +591,8 @@ def _run(source, sinks, first, stop, total, process, write, desc):
             s.abort(False)
         raise UserError("%s: no frame decoded in the selected range" % source.path)
     t1 = time.perf_counter()
-    paths = [s.finish() for s in sinks.values()]
+    with _no_ctrl_c():
+        paths = [s.finish() for s in sinks.values()]
     busy["encode"] += time.perf_counter() - t1   # the encoder's delayed frames
     secs = time.perf_counter() - t0
     times = "  time: %.1f s (%.1f frames/s); working time of each stage (they overlap): decode %.1f s, " \
