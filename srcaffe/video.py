@@ -12,7 +12,8 @@ Ctrl-C the container is finalised and kept as NAME.partial.EXT (playable, and it
 on an error it is removed.
 
 --mode upscale works on the decoded Y'CbCr planes directly (no RGB round trip: the encoder wants
-4:2:0 Y'CbCr anyway): the luma plane goes through Model.upscale_y, the image path's function, and
+4:2:0 Y'CbCr anyway): the luma plane goes through the network with Model.upscale_y's numbers
+(FrameNet: the same input and output, one net shape for the whole video), and
 Cb/Cr are resized with OpenCV's bicubic (cv2.resize INTER_CUBIC), a documented fast path for
 chroma, which no score looks at. --mode gt converts every frame to RGB and scores it with
 srcaffe.evaluation.evaluate, exactly as an image file is scored (the frame is written as a
@@ -35,7 +36,8 @@ import numpy as np
 from . import matlab
 from .errors import UserError
 
-VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".ogv")
+VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts",
+              ".wmv", ".flv", ".ogv", ".3gp")
 # containers that take H.264 and the usual audio codecs as they are; anything else is written as .mkv
 OUT_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".m4v")
 # near-transparent H.264; x264's fastest preset (1080p: about 2.5x faster than veryfast, files

@@ -175,6 +175,9 @@ def test_bad_videos_and_outputs_are_one_line_errors(clips, tmp_path):
     (tmp_path / "o4" / "pan_x3_fsrcnn.mp4").write_text("mine")
     assert_one_line_error(run_tool(clips["audio"], "--mode", "upscale", "--out", tmp_path / "o4"), "already exists")
     assert (tmp_path / "o4" / "pan_x3_fsrcnn.mp4").read_text() == "mine"
+    r = run_tool(clips["audio"], "--mode", "upscale", "--gpu", "0", "--max-frames", "2", "--out", tmp_path / "o6")
+    if r.returncode != 0:   # no CUDA Caffe or no GPU here: one line, not Caffe's abort
+        assert_one_line_error(r, "--gpu 0")
     assert_one_line_error(run_tool(clips["audio"], "--frames", "5:2", "--out", tmp_path / "o5"), "--frames")
     assert_one_line_error(run_tool(clips["audio"], "--frames", "100:", "--out", tmp_path / "o5"), "100")
 
