@@ -62,8 +62,8 @@ def parse_args(argv):
     v.add_argument("--frames", metavar="A:B", help="only frames A..B-1 (0-based; A: or :B)")
     v.add_argument("--max-frames", type=int, metavar="N", help="at most N frames")
     v.add_argument("--compare", action="store_true", help="also a side-by-side video: bicubic | network")
-    v.add_argument("--preset", default=video.PRESET, choices=video.PRESETS, metavar="NAME", help="x264 preset of the H.264 output (default %(default)s; "
-                   "veryfast, medium...: smaller files, slower)")
+    v.add_argument("--preset", default=video.PRESET, choices=video.PRESETS, metavar="NAME",
+                   help="x264 preset of the H.264 output (default %(default)s; veryfast, medium...: smaller files, slower)")
     p.add_argument("--gpu", type=int, metavar="ID", help="run Caffe on CUDA device ID (a GPU build of Caffe)")
     return p.parse_args(argv)
 
@@ -155,7 +155,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.gpu is not None:
         video.use_gpu(args.gpu)
-    if video.is_video(args.image) or args.frames or args.max_frames or args.compare:
+    if video.is_video(args.image) or args.frames or args.max_frames is not None or args.compare:
         return predict_video(args)
     if args.analyse and args.mode != "gt":
         raise UserError("--analyse needs --mode gt (it compares with the ground truth)")
