@@ -430,15 +430,21 @@ def _out_ext(path):
     return ext if ext in OUT_EXTS else ".mkv"
 
 
-def _select(source, frames, max_frames):
+def frame_range(frames, max_frames):
+    """(first, stop) of --frames A:B and --max-frames N (stop None: to the end)."""
     first, stop = parse_frames(frames)
     if max_frames is not None:
         if max_frames < 1:
             raise UserError("--max-frames must be at least 1, not %d" % max_frames)
         stop = first + max_frames if stop is None else min(stop, first + max_frames)
+    return first, stop
+
+
+def _total(source, first, stop):
+    """Frames to expect, for the progress bar (None if unknown)."""
     known = source.frames or None
     end = min(stop, known) if (stop and known) else (stop or known)
-    return first, stop, (max(0, end - first) if end else None)
+    return max(0, end - first) if end else None
 
 
 class ChromaUpscaler:
@@ -526,6 +532,7 @@ def predict_video(path, model, out_dir="results", mode="upscale", frames=None, m
                   compare=False, force=False, tile=None, preset=None):
     """tools/predict.py on a video. Returns the lines to print. Without a tile size, the
     whole frame is one tile when it fits in VIDEO_MEMORY: one net shape, reused every frame."""
+    first, stop = frame_range(frames, max_frames)
     out = outputs(path, out_dir, model.scale, model.name, mode, compare)
     if not force:
         for f in out.values():
@@ -535,10 +542,11 @@ def predict_video(path, model, out_dir="results", mode="upscale", frames=None, m
     try:
         if tile is None:
             model.tile = max(model.tile, model.auto_tile(VIDEO_MEMORY))
-        first, stop, total = _select(source, frames, max_frames)
+
         def sinks(width, height, colour):
             return _open_sinks(source, out, width, height, force, preset, colour)
-        return (_upscale if mode == "upscale" else _ground_truth)(source, model, out, first, stop, total, sinks)
+        return (_upscale if mode == "upscale" else _ground_truth)(source, model, out, first, stop,
+                                                                    _total(source, first, stop), sinks)
     finally:
         source.close()
 
