@@ -12,10 +12,9 @@ import time
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
+import av   # pinned in requirements.txt: a missing PyAV fails here rather than skipping
 import numpy as np
 import pytest
-
-av = pytest.importorskip("av")
 
 from srcaffe import ROOT, datasets, inference, matlab, video  # noqa: E402
 from srcaffe.errors import UserError  # noqa: E402
