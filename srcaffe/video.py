@@ -48,7 +48,7 @@ QUEUE = 4                      # frames in flight per queue: bounds the memory
 VIDEO_MEMORY = 1 << 30         # bytes of Caffe memory a frame may take before it is tiled
 WORST = 4                      # frames in the gt contact sheet
 # FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic codes: (matrix, primaries, transfer)
-BT709, BT601, UNSPECIFIED, MPEG_RANGE = (1, 1, 1), (6, 6, 6), 2, 1
+BT709, BT601, UNSPECIFIED, MPEG_RANGE, JPEG_RANGE = (1, 1, 1), (6, 6, 6), 2, 1, 2
 
 
 def is_video(path):
@@ -110,6 +110,9 @@ class Source:
         guess = BT601 if self.height < 720 else BT709
         self.colour = tuple(g if v in (None, UNSPECIFIED, 0) else v
                             for v, g in zip((cc.colorspace, cc.color_primaries, cc.color_trc), guess))
+        # full-range (JPEG) planes stay full range: swscale's yuvj420p -> yuv420p copies the values
+        self.range = JPEG_RANGE if (cc.color_range == JPEG_RANGE or (cc.pix_fmt or "").startswith("yuvj")) \
+            else MPEG_RANGE
         self.frames = self.video.frames or (int(self.container.duration * self.rate / 1000000)
                                             if self.container.duration else 0)
 
@@ -206,7 +209,8 @@ class Sink:
     """An H.264 output video written to a temporary name beside `path`; finish() renames it,
     abort() finalises it as NAME.partial.EXT (interrupted) or removes it (error)."""
 
-    def __init__(self, path, rate, width, height, audio=None, overwrite=False, preset=None, colour=BT601):
+    def __init__(self, path, rate, width, height, audio=None, overwrite=False, preset=None, colour=BT601,
+                 colour_range=MPEG_RANGE):
         av = _av()
         self.path, self.width, self.height = path, width - width % 2, height - height % 2
         if os.path.exists(path) and not overwrite:
@@ -228,7 +232,7 @@ class Sink:
             self.stream.thread_type = "AUTO"
             cc = self.stream.codec_context   # tagged, so that players convert to RGB as the source says
             cc.colorspace, cc.color_primaries, cc.color_trc = colour
-            cc.color_range = MPEG_RANGE
+            cc.color_range = colour_range
             self.audio = self.container.add_stream_from_template(audio) if audio is not None else None
         except (av.FFmpegError, OSError, ValueError) as exc:
             self._remove()
@@ -241,7 +245,8 @@ class Sink:
         h, w = self.height, self.width
         buf = np.concatenate([y[:h, :w].ravel(), cb[:h // 2, :w // 2].ravel(), cr[:h // 2, :w // 2].ravel()])
         frame = av.VideoFrame.from_ndarray(buf.reshape(h * 3 // 2, w), format="yuv420p")
-        frame.colorspace, frame.color_range = self.stream.codec_context.colorspace, MPEG_RANGE
+        cc = self.stream.codec_context
+        frame.colorspace, frame.color_range = cc.colorspace, cc.color_range
         pts = self.frames if time_s is None else int(round(time_s * self.rate))
         frame.pts = max(pts, self.last_pts + 1)   # never backwards, whatever the source's timing
         self.last_pts = frame.pts
@@ -543,22 +548,22 @@ def predict_video(path, model, out_dir="results", mode="upscale", frames=None, m
         if tile is None:
             model.tile = max(model.tile, model.auto_tile(VIDEO_MEMORY))
 
-        def sinks(width, height, colour):
-            return _open_sinks(source, out, width, height, force, preset, colour)
+        def sinks(width, height, colour, colour_range=MPEG_RANGE):
+            return _open_sinks(source, out, width, height, force, preset, colour, colour_range)
         return (_upscale if mode == "upscale" else _ground_truth)(source, model, out, first, stop,
                                                                     _total(source, first, stop), sinks)
     finally:
         source.close()
 
 
-def _open_sinks(source, out, width, height, force, preset, colour):
+def _open_sinks(source, out, width, height, force, preset, colour, colour_range):
     """The SR video and, with --compare, the side-by-side one (twice as wide)."""
     sinks = {}
     try:
-        sinks["sr"] = Sink(out["sr"], source.rate, width, height, source.audio, force, preset, colour)
+        sinks["sr"] = Sink(out["sr"], source.rate, width, height, source.audio, force, preset, colour, colour_range)
         if "compare" in out:
             sinks["compare"] = Sink(out["compare"], source.rate, 2 * (width - width % 2), height,
-                                    source.audio, force, preset, colour)
+                                    source.audio, force, preset, colour, colour_range)
     except UserError:
         for s in sinks.values():
             s.abort(False)
@@ -614,7 +619,7 @@ def _upscale(source, model, out, first, stop, total, open_sinks):
     s = model.scale
     model.check_size((source.height, source.width), source.path)
     W, H = source.width * s, source.height * s
-    sinks = open_sinks(W, H, source.colour)   # the source's planes, so its matrix
+    sinks = open_sinks(W, H, source.colour, source.range)   # the source's planes: its matrix and range
     chroma = ChromaUpscaler(s, source.width, source.height)
     net = FrameNet(model, source.height, source.width)
 
@@ -804,7 +809,8 @@ def use_gpu(device):
 
 # ---- made videos (tests, bench) -------------------------------------------------------------
 
-def pan_zoom_clip(path, image, width, height, frames, rate=24, audio_rate=None, codec="libx264"):
+def pan_zoom_clip(path, image, width, height, frames, rate=24, audio_rate=None, codec="libx264",
+                  pix_fmt="yuv420p"):
     """Write a clip of a camera panning left to right and zooming in over a uint8 RGB image,
     encoded with PyAV (H.264 unless `codec`), with a 440 Hz tone as AAC when audio_rate is given
     (Opus for .webm). Used by the tests and bench/bench_video.py: nothing is downloaded."""
@@ -815,7 +821,7 @@ def pan_zoom_clip(path, image, width, height, frames, rate=24, audio_rate=None, 
     H, W = img.shape[:2]
     with av.open(path, "w") as out:
         vs = out.add_stream(codec, rate=rate)
-        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
         aus = None
         if audio_rate:
             aus = out.add_stream("libopus" if path.endswith(".webm") else "aac", rate=audio_rate)

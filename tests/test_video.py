@@ -130,6 +130,21 @@ def test_webm_becomes_mkv_with_its_opus_track_cut_to_the_frames(clips, tmp_path)
     assert abs(got["samples"] / 48000.0 - 12 / 24.0) < 0.1   # half a second of sound, not the whole second
 
 
+def test_full_range_source_stays_full_range(image, model, tmp_path):
+    """An MJPEG .avi (full-range yuvj420p): its planes are upscaled as they are, and tagged so."""
+    clip = video.pan_zoom_clip(str(tmp_path / "cam.avi"), image, W, H, 6, codec="mjpeg", pix_fmt="yuvj420p")
+    r = run_tool(clip, "--mode", "upscale", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    with av.open(str(tmp_path / "cam_x3_fsrcnn.avi")) as c:
+        assert c.streams.video[0].codec_context.color_range == video.JPEG_RANGE
+        got = [f for f in c.decode(video=0)]
+    with av.open(clip) as c:
+        src = [video.yuv_planes(f)[0] for f in c.decode(video=0)]
+    assert len(got) == 6
+    y = np.frombuffer(got[2].planes[0], np.uint8).reshape(got[2].planes[0].height, -1)[:, :3 * W]
+    assert psnr(y, matlab.to_uint8(model.upscale_y(matlab.im2double(src[2])))) > 38
+
+
 def test_gt_mode_scores_equal_evaluate_on_the_frames_saved_as_images(clips, model, tmp_path):
     r = run_tool(clips["audio"], "--out", tmp_path, "--max-frames", "5")
     assert r.returncode == 0, r.stderr
