@@ -71,6 +71,11 @@ def check_writable_dir(path, create=True):
     return path
 
 
+def normal_mode(path):
+    """The permissions an ordinary new file gets (mkstemp makes its files private)."""
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
 @contextlib.contextmanager
 def writing(path, force=True, suffix=None):
     """Yield a temporary file name beside `path`; move it onto `path` when the block ends well."""
@@ -86,7 +91,7 @@ def writing(path, force=True, suffix=None):
     os.close(fd)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)      # mkstemp makes 0600; give a normal file mode
+        normal_mode(tmp)
         if not force:   # another process may have got there first
             check_new(path)
         os.replace(tmp, path)

@@ -5,8 +5,7 @@ import argparse
 
 os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
 
-from srcaffe import files, datasets, figures, matlab
-from srcaffe import cli
+from srcaffe import cli, datasets, figures, files, matlab, video
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 from srcaffe.evaluation import bicubic_upscaler, evaluate
@@ -39,6 +38,8 @@ examples:
   python tools/predict.py butterfly --model srcnn --analyse
   python tools/predict.py photo.png --mode upscale --model runs/x/fsrcnn_x3_iter_100000.caffemodel
   python tools/predict.py path/to/folder --out results/folder --force
+  python tools/predict.py clip.mp4 --mode upscale --model fsrcnn-s --compare   # a video, audio kept
+  python tools/predict.py clip.mkv --max-frames 100                # video frames as ground truth: PSNR/SSIM
 
 IMAGE not found as given is looked up by name in the registered datasets (Set5, Set14, T91);
 a folder, or a dataset name (Set5), processes every image in it.
@@ -60,6 +61,13 @@ def parse_args(argv):
     p.add_argument("--tile", type=int, metavar="N", help="tile side in LR pixels (default: the largest within about 256 MB of Caffe memory)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--analyse", action="store_true", help="also error heatmaps and best/worst patches (--mode gt)")
+    v = p.add_argument_group("videos (IMAGE is a .mp4, .mkv, .avi, .webm... file; see srcaffe/video.py)")
+    v.add_argument("--frames", metavar="A:B", help="only frames A..B-1 (0-based; A: or :B)")
+    v.add_argument("--max-frames", type=int, metavar="N", help="at most N frames")
+    v.add_argument("--compare", action="store_true", help="also a side-by-side video: bicubic | network")
+    v.add_argument("--preset", default=video.PRESET, choices=video.PRESETS, metavar="NAME",
+                   help="x264 preset of the H.264 output (default %(default)s; veryfast, medium...: smaller files, slower)")
+    p.add_argument("--gpu", type=int, metavar="ID", help="run Caffe on CUDA device ID (a GPU build of Caffe)")
     return p.parse_args(argv)
 
 
@@ -133,8 +141,25 @@ def upscale(args, model, path, out):
     return None, "%s: %dx%d -> %dx%d" % (os.path.basename(path), img.shape[1], img.shape[0], size[0], size[1])
 
 
+def predict_video(args):
+    if args.analyse:
+        raise UserError("--analyse is for images; on a video, --mode gt writes the worst frames' figure")
+    if not video.is_video(args.image):
+        raise UserError("%s: --frames/--max-frames/--compare are for videos (%s)"
+                        % (args.image, " ".join(video.VIDEO_EXTS)))
+    model = load_model(args.model, scale=args.scale, model=args.arch, pad=args.pad, tile=args.tile)
+    for line in video.predict_video(args.image, model, args.out, args.mode, args.frames, args.max_frames,
+                                    args.compare, args.force, tile=args.tile, preset=args.preset):
+        print(line)
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.gpu is not None:
+        video.use_gpu(args.gpu)
+    if video.is_video(args.image) or args.frames or args.max_frames is not None or args.compare:
+        return predict_video(args)
     if args.analyse and args.mode != "gt":
         raise UserError("--analyse needs --mode gt (it compares with the ground truth)")
     many = os.path.isdir(args.image) or (not os.path.exists(args.image)
