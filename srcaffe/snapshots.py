@@ -8,7 +8,7 @@ import re
 
 from . import nets
 from .errors import UserError
-from .weights import blob_shape, check_weights
+from .weights import blob_shape, check_weights, parse_message
 
 _ITER = re.compile(r"_iter_(\d+)\.(caffemodel|solverstate)$")
 
@@ -57,12 +57,7 @@ def read_solverstate(path):
     if path.endswith(".caffemodel"):
         raise UserError("%s is a .caffemodel (weights only): --snapshot resumes from a .solverstate "
                         "(use --weights to fine-tune from a .caffemodel)" % path)
-    state = caffe_pb2.SolverState()
-    try:
-        with open(path, "rb") as f:
-            state.ParseFromString(f.read())
-    except Exception:
-        raise UserError("%s: not a Caffe .solverstate (it does not parse)" % path) from None
+    state = parse_message(path, caffe_pb2.SolverState(), ".solverstate")
     if not state.learned_net:
         raise UserError("%s: not a Caffe .solverstate (no learned_net in it)" % path)
     return state

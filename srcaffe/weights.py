@@ -38,6 +38,16 @@ def expected_blobs(model, scale):
     return out
 
 
+def parse_message(path, message, what):
+    """A binary protobuf file (.caffemodel, .solverstate) parsed into `message`, or one line."""
+    try:
+        with open(path, "rb") as f:
+            message.ParseFromString(f.read())
+    except Exception:   # DecodeError, or a truncated file that protobuf cannot frame
+        raise UserError("%s: not a Caffe %s (it does not parse)" % (path, what)) from None
+    return message
+
+
 def read_blobs(path):
     """{layer name: [(shape, blob)]} of a .caffemodel (parsed by protobuf, not by Caffe)."""
     from caffe.proto import caffe_pb2
@@ -46,12 +56,7 @@ def read_blobs(path):
         raise UserError("%s: not found" % path)
     if path.endswith(".solverstate"):
         raise UserError("%s is a .solverstate (training state): give its .caffemodel" % path)
-    net = caffe_pb2.NetParameter()
-    try:
-        with open(path, "rb") as f:
-            net.ParseFromString(f.read())
-    except Exception:
-        raise UserError("%s: not a Caffe .caffemodel (it does not parse)" % path) from None
+    net = parse_message(path, caffe_pb2.NetParameter(), ".caffemodel")
     out = {}
     for layer in list(net.layer) + list(net.layers):   # net.layers: old (V1) caffemodels
         if layer.blobs:
