@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark: training speed of FSRCNN(56,12,4) x3, batch 128, in ms per iteration, side by side:
+"""Benchmark: training speed of FSRCNN(56,12,4) x3 and SRCNN 9-1-5 x3, batch 128, in ms per
+iteration, side by side:
 
   - every Caffe build given (default: the OpenBLAS and MKL builds of the current recipe in the
     build cache, and the one linked into the venv), each with
@@ -7,8 +8,11 @@
                      the share of it spent in the PReLU layers (Caffe's per-layer timing);
       `caffe train`  a few hundred iterations of the Adam solver on the real HDF5 data, ms/iteration
                      from the timestamps of its log (the first `--warmup` iterations left out);
-  - PyTorch on the CPU, the identical network and batch (PReLU with one shared slope, the same
-    conv/deconv shapes, EuclideanLoss = sum of squares / 2N, Adam with Caffe's lr_mult):
+  - a build with tools/caffe-patches/0003 (batched convolution) once more with
+    CAFFE_CONV_BATCH_MB=0, i.e. stock Caffe's per-image convolution in the same binary
+    ("per-image conv" rows; --no-switch leaves them out);
+  - PyTorch on the CPU, the identical network and batch (PReLU with one shared slope or ReLU, the
+    same conv/deconv shapes, EuclideanLoss = sum of squares / 2N, Adam with Caffe's lr_mult):
     forward+backward (as `caffe time`) and a full Adam step (as `caffe train`). PyTorch is not a
     requirement of the toolkit: without it a note says how to add it for this bench only.
 
@@ -20,9 +24,10 @@ makes every figure slower and noisier.
   python bench/bench_train_speed.py --all-cached       # every complete build in the cache (before/after)
   python bench/bench_train_speed.py --caffe PATH/bin/caffe --caffe OTHER/bin/caffe --no-torch
   python bench/bench_train_speed.py --threads 1        # OMP/OpenBLAS/MKL/torch threads
+  python bench/bench_train_speed.py --model fsrcnn     # one net only (default: fsrcnn and srcnn)
 
-Needs the FSRCNN x3 training data (python tools/prepare_data.py fsrcnn --scale 3, or a first
-./run_train.sh fsrcnn).
+Needs the x3 training data of each model (python tools/prepare_data.py fsrcnn --scale 3, and
+srcnn; or a first ./run_train.sh).
 """
 import argparse
 import glob
@@ -36,9 +41,12 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import ROOT, caffelog, hdf5_patches, nets, paths, solvers  # noqa: E402
+from srcaffe import ROOT, caffelog, hdf5_patches, nets, paths, runs, solvers  # noqa: E402
 
-MODEL, SCALE, BATCH = "fsrcnn", 3, nets.TRAIN_BATCH
+SCALE, BATCH = 3, nets.TRAIN_BATCH
+MODELS = ("fsrcnn", "srcnn")
+TITLES = {"fsrcnn": "FSRCNN(56,12,4)", "srcnn": "SRCNN 9-1-5"}
+SWITCH = "CAFFE_CONV_BATCH_MB"   # caffe-patches/0003: 0 = stock per-image convolution
 CAFFE_VERSION = "1.0.0"
 
 
@@ -132,31 +140,40 @@ def caffe_env(threads):
     return env
 
 
-def prelu_layers():
-    text = open(paths.net_file(MODEL, SCALE, "train_test")).read()
-    return set(re.findall(r'name: "(\w+)"\s+type: "PReLU"', text))
+def has_switch(binary):
+    """Whether the build reads $CAFFE_CONV_BATCH_MB (caffe-patches/0003)."""
+    try:
+        with open(libcaffe_of(binary) or binary, "rb") as f:
+            return SWITCH.encode() in f.read()
+    except OSError:
+        return False
 
 
-def caffe_time(binary, iters, env):
-    """(ms forward+backward per iteration, ms of it in PReLU layers)."""
-    net = paths.net_file(MODEL, SCALE, "train_test")
+def act_layers(model):
+    text = open(paths.net_file(model, SCALE, "train_test")).read()
+    return set(re.findall(r'name: "(\w+)"\s+type: "(?:PReLU|ReLU)"', text))
+
+
+def caffe_time(binary, model, iters, env):
+    """(ms forward+backward per iteration, ms of it in the PReLU/ReLU layers)."""
+    net = paths.net_file(model, SCALE, "train_test")
     out = subprocess.run([binary, "time", "-model", net, "-iterations", str(iters)],
                          cwd=ROOT, env=env, capture_output=True, text=True)
     text = out.stdout + out.stderr
     total = re.search(r"Average Forward-Backward: ([\d.]+) ms", text)
     if out.returncode != 0 or not total:
         raise RuntimeError("caffe time failed:\n" + "\n".join(text.splitlines()[-8:]))
-    prelu, names = 0.0, prelu_layers()
+    prelu, names = 0.0, act_layers(model)
     for name, ms in re.findall(r"\]\s+(\w+)\s+(?:forward|backward): ([\d.]+) ms", text):
         if name in names:
             prelu += float(ms)
     return float(total.group(1)), prelu
 
 
-def caffe_train(binary, iters, warmup, env, tmp):
+def caffe_train(binary, model, iters, warmup, env, tmp):
     """ms per iteration of `caffe train` (Adam), from the log's timestamps after `warmup` iters."""
-    s = solvers.read(paths.solver_file(MODEL, SCALE, "adam"))
-    s.net, s.max_iter, s.display, s.test_interval = paths.net_file(MODEL, SCALE, "train_test"), iters, 10, 10 ** 8
+    s = solvers.read(paths.solver_file(model, SCALE, "adam"))
+    s.net, s.max_iter, s.display, s.test_interval = paths.net_file(model, SCALE, "train_test"), iters, 10, 10 ** 8
     s.snapshot, s.snapshot_prefix = 0, os.path.join(tmp, "snap")
     s.test_initialization, s.snapshot_after_train = False, False
     text = solvers.to_text(s)
@@ -180,9 +197,9 @@ def caffe_train(binary, iters, warmup, env, tmp):
 # ---- PyTorch ------------------------------------------------------------------------------------
 
 class TorchBench:
-    """FSRCNN(56,12,4) x3 exactly as the Caffe train net: same layers, fillers, loss, Adam."""
+    """The Caffe train net exactly: same layers, fillers, activations, loss, Adam."""
 
-    def __init__(self, data, label, threads):
+    def __init__(self, model, data, label, threads):
         import torch
         from torch import nn
 
@@ -191,7 +208,8 @@ class TorchBench:
             torch.set_num_threads(threads)
         torch.manual_seed(0)
         layers, params, n_in = [], [], 1
-        spec = nets.layers(MODEL, SCALE)
+        spec = nets.layers(model, SCALE)
+        fsrcnn = model.startswith("fsrcnn")
         for i, l in enumerate(spec):
             if l.kind == "conv":
                 m = nn.Conv2d(n_in, l.num_output, l.kernel, stride=l.stride, padding=l.pad)
@@ -202,10 +220,12 @@ class TorchBench:
             layers.append(m)
             params += [{"params": [m.weight], "lr": 1e-3 * l.lr_mult[0]},
                        {"params": [m.bias], "lr": 1e-3 * l.lr_mult[1]}]
-            if i < len(spec) - 1:
+            if i < len(spec) - 1 and fsrcnn:
                 act = nn.PReLU(num_parameters=1, init=0.25)   # channel_shared: one slope
                 layers.append(act)
                 params.append({"params": list(act.parameters()), "lr": 1e-3})
+            elif i < len(spec) - 1:
+                layers.append(nn.ReLU(inplace=True))
             n_in = l.num_output
         self.net = nn.Sequential(*layers)
         self.opt = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
@@ -246,10 +266,14 @@ class TorchBench:
         return 1000.0 * (time.perf_counter() - t0) / iters
 
 
-def load_batches(n):
+def data_folder(model):
+    return hdf5_patches.data_dir(model, SCALE, augment=runs.default_augment(model))
+
+
+def load_batches(model, n):
     import h5py
     import numpy as np
-    folder = hdf5_patches.data_dir(MODEL, SCALE, augment=True)
+    folder = data_folder(model)
     with open(os.path.join(folder, "train.txt")) as f:
         first = f.readline().strip()
     path = first if os.path.isabs(first) else os.path.join(ROOT, first)
@@ -307,6 +331,10 @@ def main(argv=None):
                    help="environment for the caffe runs only (repeatable), e.g. OMP_WAIT_POLICY=PASSIVE")
     p.add_argument("--no-train", action="store_true", help="skip `caffe train` (only `caffe time`)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    p.add_argument("--model", action="append", choices=MODELS,
+                   help="net to time (repeatable; default: %s)" % " and ".join(MODELS))
+    p.add_argument("--no-switch", action="store_true",
+                   help="do not also run batched-convolution builds with %s=0 (per-image convolution)" % SWITCH)
     a = p.parse_args(argv)
 
     if a.caffe:
@@ -322,26 +350,36 @@ def main(argv=None):
     else:
         builds, notes = default_builds(a.all_cached)
 
-    data_dir = hdf5_patches.data_dir(MODEL, SCALE, augment=True)
-    if not os.path.isfile(os.path.join(data_dir, "train.txt")):
-        print("error: no training data in %s; run: python tools/prepare_data.py %s --scale %d"
-              % (os.path.relpath(data_dir, ROOT), MODEL, SCALE), file=sys.stderr)
-        return 2
+    models = a.model or list(MODELS)
+    for model in models:
+        folder = data_folder(model)
+        if not os.path.isfile(os.path.join(folder, "train.txt")):
+            print("error: no training data in %s; run: python tools/prepare_data.py %s --scale %d"
+                  % (os.path.relpath(folder, ROOT), model, SCALE), file=sys.stderr)
+            return 2
 
-    torch_bench, torch_note = None, None
+    # engines: (label, binary, extra environment); a build with the switch also runs per image
+    engines = []
+    for b in builds:
+        engines.append((b[0], b[1], {}))
+        if has_switch(b[1]) and not a.no_switch:
+            engines.append((b[0] + ", %s=0" % SWITCH, b[1], {SWITCH: "0"}))
+
+    torch_benches, torch_note, torch_label = {}, None, None
     if not a.no_torch:
         try:
             import torch
-            torch_bench = TorchBench(*load_batches(BATCH * 20), threads=a.threads)
+            for model in models:
+                torch_benches[model] = TorchBench(model, *load_batches(model, BATCH * 20), threads=a.threads)
             torch_label = "PyTorch %s CPU (%d threads)" % (torch.__version__, torch.get_num_threads())
         except ImportError:
             torch_note = ("note: PyTorch is not installed, so it is not compared; it is not a requirement "
                           "of the toolkit: for this bench only, %s -m pip install torch==2.13.0" % sys.executable)
 
-    print("FSRCNN(56,12,4) x%d, batch %d, ms per iteration (median of %d round%s, range in brackets)"
-          % (SCALE, BATCH, a.repeat, "" if a.repeat == 1 else "s"))
+    print("%s x%d, batch %d, ms per iteration (median of %d round%s, range in brackets)"
+          % (" and ".join(TITLES.get(m, m) for m in models), SCALE, BATCH, a.repeat, "" if a.repeat == 1 else "s"))
     omp = ["%s=%s" % (v, os.environ[v]) for v in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OMP_DYNAMIC",
-                                                  "GOMP_SPINCOUNT", "KMP_BLOCKTIME") if v in os.environ]
+                                                  "GOMP_SPINCOUNT", "KMP_BLOCKTIME", SWITCH) if v in os.environ]
     extra = ["environment: %s" % " ".join(omp)] if omp else []
     if a.caffe_env:
         extra.append("caffe runs only: %s" % " ".join(a.caffe_env))
@@ -353,39 +391,54 @@ def main(argv=None):
     for item in a.caffe_env:
         var, _, value = item.partition("=")
         env[var] = value
-    results = {b: {"time": [], "prelu": [], "train": []} for b in builds}
-    tres = {"fb": [], "train": []}
+    results = {(m, e[0]): {"time": [], "prelu": [], "train": []} for m in models for e in engines}
+    tres = {m: {"fb": [], "train": []} for m in models}
+    loads = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.repeat):
-            for b in builds:
-                try:
-                    ms, prelu = caffe_time(b[1], a.time_iters, env)
-                    results[b]["time"].append(ms)
-                    results[b]["prelu"].append(100.0 * prelu / ms)
-                    if not a.no_train:
-                        results[b]["train"].append(caffe_train(b[1], a.train_iters, a.warmup, env, tmp)[0])
-                except RuntimeError as e:
-                    results[b]["error"] = str(e)
-            if torch_bench is not None:
-                tres["fb"].append(torch_bench.fwd_bwd_ms(a.torch_iters))
-                tres["train"].append(torch_bench.train_ms(a.torch_iters))
-            print("round %d/%d done" % (r + 1, a.repeat), file=sys.stderr)
+            for model in models:   # every engine once per round and model, in turn
+                for label, binary, more in engines:
+                    res = results[(model, label)]
+                    e = dict(env, **more)
+                    try:
+                        ms, prelu = caffe_time(binary, model, a.time_iters, e)
+                        res["time"].append(ms)
+                        res["prelu"].append(100.0 * prelu / ms)
+                        if not a.no_train:
+                            res["train"].append(caffe_train(binary, model, a.train_iters, a.warmup, e, tmp)[0])
+                    except RuntimeError as err:
+                        res["error"] = str(err)
+                if model in torch_benches:
+                    tres[model]["fb"].append(torch_benches[model].fwd_bwd_ms(a.torch_iters))
+                    tres[model]["train"].append(torch_benches[model].train_ms(a.torch_iters))
+            loads.append(os.getloadavg()[0])
+            print("round %d/%d done (load %.2f)" % (r + 1, a.repeat, loads[-1]), file=sys.stderr)
 
-    head = "%-44s %-24s %-10s %-24s" % ("engine", "fwd+bwd (caffe time)", "PReLU %", "train step (Adam)")
-    print(head)
-    print("-" * len(head))
-    for b in builds:
-        blas, omp = describe(b[1])
-        res = results[b]
-        label = "Caffe %s %s, %s" % (CAFFE_VERSION, blas, omp)
-        print("%-44s %-24s %-10s %-24s" % (label, fmt(res["time"]), fmt(res["prelu"], 0),
-                                            fmt(res["train"]) if not a.no_train else "skipped"))
-        print("    %s: %s" % (b[0], b[1]))
-        if "error" in res:
-            print("    error: " + res["error"].replace("\n", "\n    "))
-    if torch_bench is not None:
-        print("%-44s %-24s %-10s %-24s" % (torch_label, fmt(tres["fb"]), "", fmt(tres["train"])))
-    print("load average after: %.2f %.2f %.2f" % os.getloadavg())
+    for model in models:
+        print("%s x%d" % (TITLES.get(model, model), SCALE))
+        head = "%-58s %-22s %-8s %-22s %s" % ("engine", "fwd+bwd (caffe time)", "act. %", "train step (Adam)",
+                                              "vs PyTorch" if model in torch_benches else "")
+        print(head)
+        print("-" * len(head))
+        tmed = statistics.median(tres[model]["train"]) if tres[model]["train"] else None
+        for label, binary, more in engines:
+            blas, omp = describe(binary)
+            res = results[(model, label)]
+            name = "Caffe %s %s%s" % (CAFFE_VERSION, blas, ", per-image conv" if more else "")
+            ratio = ("%.2fx" % (statistics.median(res["train"]) / tmed)) if tmed and res["train"] else ""
+            print("%-58s %-22s %-8s %-22s %s" % (name, fmt(res["time"]), fmt(res["prelu"], 0),
+                                                 fmt(res["train"]) if not a.no_train else "skipped", ratio))
+            print("    %s: %s" % (label, binary))
+            if "error" in res:
+                print("    error: " + res["error"].replace("\n", "\n    "))
+        if model in torch_benches:
+            print("%-58s %-22s %-8s %-22s %s" % (torch_label, fmt(tres[model]["fb"]), "", fmt(tres[model]["train"]),
+                                                 "1.00x"))
+        print()
+    print("act. % = share of caffe time in the PReLU (FSRCNN) or ReLU (SRCNN) layers; vs PyTorch = train "
+          "step / PyTorch's train step")
+    print("load average during the rounds: %s; after: %.2f %.2f %.2f"
+          % (" ".join("%.2f" % l for l in loads), *os.getloadavg()))
     return 0
 
 

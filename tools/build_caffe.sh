@@ -10,6 +10,9 @@
 # env: CAFFE_SRC   a source tarball or directory to use instead of Debian's source package
 #      CAFFE_JOBS  parallel compile jobs (default: number of cores)
 #      CAFFE_GPU=1 build with CUDA (docker/Dockerfile.gpu); default CPU_ONLY
+#      CAFFE_SELFTEST="FILES|FILTER"  also build Caffe's own gtest suites from src/caffe/test/test_FILES.cpp
+#                  (comma-separated, e.g. convolution_layer,net) and run them with --gtest_filter=FILTER
+#                  (tools/caffe_selftest.sh); the output goes to LOG and to the terminal
 set -euo pipefail
 
 PREFIX=$1 BLAS=$2 PYTHON=$3 LOG=$4
@@ -132,6 +135,10 @@ case $BLAS in
     *) die "unknown BLAS '$BLAS' (use open or mkl)" ;;
 esac
 
+if [ -n "${CAFFE_SELFTEST:-}" ]; then
+    CMAKE_ARGS+=(-DBUILD_only_tests="${CAFFE_SELFTEST%%|*}")
+fi
+
 step "configuring with CMake (CPU_ONLY=$([ "${CAFFE_GPU:-0}" = 1 ] && echo OFF || echo ON), BLAS=$BLAS, Python $PY_VER)"
 mkdir -p "$WORK/build"
 run cmake -S "$SRC" -B "$WORK/build" "${CMAKE_ARGS[@]}" || die "CMake configuration failed"
@@ -143,5 +150,16 @@ run make -C "$WORK/build" -j"$JOBS" all || die "compilation failed"
 step "installing into $PREFIX"
 run make -C "$WORK/build" install || die "installation failed"
 [ -x "$PREFIX/bin/caffe" ] || die "build finished but $PREFIX/bin/caffe is missing"
+if [ -n "${CAFFE_SELFTEST:-}" ]; then
+    step "building Caffe's unit tests: test_{${CAFFE_SELFTEST%%|*}}.cpp"
+    run make -C "$WORK/build" -j"$JOBS" test.testbin || die "the unit tests did not compile (see $LOG)"
+    step "running them: --gtest_filter=${CAFFE_SELFTEST#*|}"
+    # from the source folder, as Caffe's `make runtest` does (test data paths are relative to it)
+    rc=0
+    (cd "$SRC" && "$WORK/build/test/test.testbin" --gtest_filter="${CAFFE_SELFTEST#*|}") >"$WORK/selftest.log" 2>&1 || rc=$?
+    cat "$WORK/selftest.log" >>"$LOG"
+    grep -E '^\[ *(==========|PASSED|FAILED) *\]' "$WORK/selftest.log" || true
+    [ "$rc" = 0 ] || die "Caffe's unit tests failed (exit $rc; see $LOG)"
+fi
 rm -rf "$WORK"
 step "done"
