@@ -91,3 +91,67 @@ def assert_error_line(out, *words):
     assert "Traceback" not in out.stderr and "Check failed" not in out.stderr, out.stderr
     for w in words:
         assert w in err[-1], err[-1]
+
+
+# ---- numerical gradient checks of Caffe layers (Caffe's GradientChecker settings) ---------------
+
+STEP, THRESHOLD, KINK_RANGE = 1e-2, 1e-3, 1e-2
+
+INPUT = 'force_backward: true\nlayer { name: "x" type: "Input" top: "x" input_param { shape { %s } } }\n'
+
+
+def make_net(tmp_path, shape, layer):
+    """A net: Input x of `shape`, then `layer` (prototxt text, bottom x, top y)."""
+    dims = " ".join("dim: %d" % d for d in shape)
+    path = tmp_path / ("net%d.prototxt" % len(list(tmp_path.iterdir())))
+    path.write_text(INPUT % dims + layer)
+    import caffe
+
+    caffe.set_mode_cpu()
+    caffe.set_random_seed(1701)   # the fillers' weights, the same every run
+    return caffe.Net(str(path), caffe.TEST)
+
+
+def away_from_kink(rng, shape, kink_range=2 * KINK_RANGE):
+    """Standard normal values, none within kink_range of 0 (as Caffe's checker skips them)."""
+    x = rng.standard_normal(shape)
+    x[np.abs(x) < kink_range] += np.sign(x[np.abs(x) < kink_range] + 1e-12) * kink_range
+    return x.astype(np.float32)
+
+
+def check_gradients(net, x, seed=0, kink=None):
+    """Numerical vs computed gradients of L = sum(w * y) for the input and every parameter."""
+    rng = np.random.RandomState(seed)
+    net.blobs["x"].data[...] = x
+    net.forward()
+    w = rng.standard_normal(net.blobs["y"].data.shape)
+
+    def objective():
+        net.forward()
+        return float(np.dot(net.blobs["y"].data.ravel().astype(np.float64), w.ravel()))
+
+    net.clear_param_diffs()
+    net.blobs["y"].diff[...] = w
+    net._backward(len(net.layers) - 1, 0)
+    targets = [("bottom x", net.blobs["x"].data, net.blobs["x"].diff.copy(), kink)]
+    for name, blobs in net.params.items():
+        for i, blob in enumerate(blobs):
+            targets.append(("%s param %d" % (name, i), blob.data, blob.diff.copy(), None))
+    checked = 0
+    for what, data, computed, target_kink in targets:
+        for idx in np.ndindex(*data.shape):
+            value = float(data[idx])
+            if target_kink is not None and abs(value - target_kink) < KINK_RANGE:
+                continue
+            data[idx] = value + STEP
+            plus = objective()
+            data[idx] = value - STEP
+            minus = objective()
+            data[idx] = value
+            estimated = (plus - minus) / (2 * STEP)
+            got = float(computed[idx])
+            scale = max(abs(got), abs(estimated), 1.0)
+            assert abs(got - estimated) <= THRESHOLD * scale, \
+                "%s%s: computed %.6g, numerical %.6g" % (what, idx, got, estimated)
+            checked += 1
+    return checked

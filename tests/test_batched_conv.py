@@ -19,8 +19,7 @@ import pytest
 
 import caffe  # noqa: E402  (the toolkit's real Caffe; CI builds it)
 
-from helpers import require
-from test_layers_gradient import check_gradients
+from helpers import check_gradients, require
 
 ENV = "CAFFE_CONV_BATCH_MB"
 RTOL = 2e-5
