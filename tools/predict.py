@@ -4,7 +4,7 @@ import argparse
 
 os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
 
-from srcaffe import datasets, figures, matlab
+from srcaffe import datasets, device, figures, matlab
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 from srcaffe.evaluation import bicubic_upscaler, evaluate
@@ -55,6 +55,7 @@ def parse_args(argv):
     p.add_argument("--pad", choices=PADS, default="replicate", help="border padding of the net input (default replicate)")
     p.add_argument("--tile", type=int, metavar="N", help="tile side in LR pixels (default: the largest within about 256 MB of Caffe memory)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--gpu", type=int, metavar="ID", help="run Caffe on this GPU (a CUDA build: tools/setup.sh --cuda)")
     p.add_argument("--analyse", action="store_true", help="also error heatmaps and best/worst patches (--mode gt)")
     return p.parse_args(argv)
 
@@ -136,6 +137,8 @@ def main(argv=None):
     many = os.path.isdir(args.image) or (not os.path.exists(args.image)
                                          and args.image.lower() in (k.lower() for k in datasets.DATASETS))
     paths = datasets.list_images(args.image) if many else [datasets.resolve_image(args.image)]
+    if args.gpu is not None:
+        device.use_gpu(args.gpu)
     model = load_model(args.model, scale=args.scale, model=args.arch, pad=args.pad, tile=args.tile)
     todo = [(path, outputs(args, model, path)) for path in paths]
     if not args.force:   # refuse before anything is computed or written
