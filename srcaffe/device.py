@@ -34,13 +34,17 @@ def build_prefix(variant, venv=None):
     return prefix if prefix and os.path.isfile(os.path.join(prefix, "bin", "caffe")) else None
 
 
+def _ldd(binary):
+    try:
+        return subprocess.run(["ldd", os.path.realpath(binary)], capture_output=True, text=True).stdout
+    except OSError:
+        raise UserError("ldd is needed to inspect %s" % binary)
+
+
 def libcudart_of(binary):
     """Path of the libcudart a binary or library loads (ldd, so RUNPATH and LD_LIBRARY_PATH
     count), None for a CPU-only build. A libcudart that cannot be found also counts as CUDA."""
-    try:
-        out = subprocess.run(["ldd", os.path.realpath(binary)], capture_output=True, text=True).stdout
-    except OSError:
-        raise UserError("ldd is needed to inspect %s" % binary)
+    out = _ldd(binary)
     m = re.search(r"^\s*(libcudart\.so\S*)\s+=>\s+(\S+)", out, re.M)
     if not m:
         return None
@@ -95,17 +99,22 @@ def _check_ids(gpu, libcudart):
     bad = [int(i) for i in text.split(",") if text != "all" and int(i) >= count]
     if bad:
         raise UserError("--gpu %s: GPU %d does not exist (%d visible: ids 0-%d)" % (text, bad[0], count, count - 1))
-    return count
+    return count if text == "all" else len(text.split(","))
 
 
 def check_gpu(gpu, caffe_binary):
     """Before running `caffe ... -gpu GPU`: the binary is a CUDA build and the GPU(s) are visible.
-    Returns the number of visible GPUs; raises UserError (one line) otherwise."""
+    Returns the number of GPUs it will use; raises UserError (one line) otherwise."""
     cudart = libcudart_of(caffe_binary)
     if cudart is None:
         raise UserError("--gpu %s: this Caffe (%s) is a CPU-only build; %s"
                         % (gpu, os.path.realpath(caffe_binary), SETUP_HINT))
-    return _check_ids(gpu, cudart)
+    used = _check_ids(gpu, cudart)
+    # Caffe trains on several GPUs only through NCCL (else: "Multi-GPU execution not available").
+    if used > 1 and "libnccl" not in _ldd(caffe_binary):
+        raise UserError("--gpu %s: %d GPUs, but this Caffe has no NCCL (multi-GPU training); give one id, "
+                        "e.g. --gpu 0, or run one training per GPU" % (gpu, used))
+    return used
 
 
 def use_gpu(gpu_id):

@@ -9,7 +9,9 @@
 #       binary, libcaffe and every library they load except the C/C++ runtime (glibc, libstdc++,
 #       libgcc_s) and NVIDIA's cuBLAS/cuRAND/cuDNN/driver, which the GPU machine has and which are
 #       never carried (cuBLAS alone is ~600 MB); libcudart is carried. Plus the T91 and Set5
-#       images. Prints the bundle's size; refuses to reuse a folder that is not a bundle.
+#       images. All in DIR/bundle.tar.gz (libraries stripped of their symbol tables; OpenBLAS
+#       and libpython make it too large uncompressed) beside DIR/BUNDLE.txt. Prints the
+#       bundle's size; refuses to reuse a folder that is not a bundle.
 # run   finds cuBLAS/cuRAND on that machine ($CUDA_LIBS, $CUDA_HOME, /usr/local/cuda*, its
 #       Python's nvidia-* wheels, the ld.so cache, this toolkit's PyPI toolchain), prepares the
 #       FSRCNN x3 HDF5 data with tools/prepare_data.py (python3 with numpy, h5py, Pillow; no
@@ -52,21 +54,24 @@ pack() {
         [ -f "$dir/$MARK" ] || [ -z "$(ls -A "$dir" 2>/dev/null)" ] \
             || die "$dir exists and is not a bundle of tools/gpu_check.sh; refusing to overwrite it"
     fi
-    local tmp=$dir.tmp.$$
-    rm -rf "$tmp" && mkdir -p "$tmp/bin" "$tmp/lib" "$tmp/datasets"
+    local tmp=$dir.tmp.$$ stage
+    stage=$tmp/stage
+    rm -rf "$tmp" && mkdir -p "$stage/bin" "$stage/lib" "$stage/datasets"
     trap 'rm -rf "$tmp"' EXIT
-    cp "$caffe" "$tmp/bin/caffe"
+    cp "$caffe" "$stage/bin/caffe"
     need=()
     # Every library the binary loads, by soname, from where it loads it here.
     while read -r name path; do
         if [[ $name =~ $SYSTEM_LIBS ]]; then continue; fi
         if [[ $name =~ $NVIDIA_LIBS ]]; then need+=("$name"); continue; fi
         [ -f "$path" ] || die "$caffe needs $name, which is not found here"
-        cp -L "$path" "$tmp/lib/$name"
+        cp -L "$path" "$stage/lib/$name"
+        # Copies only: symbol tables are not needed to run (libpython: 23 -> 6 MB).
+        strip --strip-unneeded "$stage/lib/$name" 2>/dev/null || true
     done < <(ldd "$caffe" | awk '$2 == "=>" { print $1, $3 }')
-    [ -f "$tmp/lib/$(ldd "$caffe" | awk '/libcaffe/ {print $1; exit}')" ] || die "libcaffe was not packed"
+    [ -f "$stage/lib/$(ldd "$caffe" | awk '/libcaffe/ {print $1; exit}')" ] || die "libcaffe was not packed"
     # T91 (training) and Set5 (Caffe's TEST phase), verified, from the toolkit's datasets folder.
-    (cd "$REPO" && "$PY" - "$tmp/datasets" <<'EOF'
+    (cd "$REPO" && "$PY" - "$stage/datasets" <<'EOF'
 import os, shutil, sys
 from srcaffe import datasets
 from srcaffe.errors import UserError
@@ -81,11 +86,16 @@ EOF
         echo "caffe=$prefix"
         echo "commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
         echo "nvidia=${need[*]}"
-        echo "cuda=$(sed -n 's/.*\(CUDA toolkit .*\)/\1/p' "$(sed -n 's/^log=//p' "$venv/.srcaffe-caffe" 2>/dev/null || true)" 2>/dev/null | head -n1)"
+        grep '^cuda=' "$venv/.srcaffe-cuda" || true
+        echo "unpacked=$(du -sb "$stage" | cut -f1)"
     } >"$tmp/$MARK"
+    local libs
+    libs=$(du -sb "$stage/lib" | cut -f1)
+    tar -czf "$tmp/bundle.tar.gz" -C "$stage" . && rm -rf "$stage"
     rm -rf "$dir" && mv "$tmp" "$dir"
     trap - EXIT
-    say "bundle $dir: $(du -sb "$dir" | cut -f1 | awk '{printf "%.1f MiB", $1/1048576}') ($(find "$dir" -type f | wc -l) files; libraries $(du -sb "$dir/lib" | cut -f1 | awk '{printf "%.1f MiB", $1/1048576}'), needs ${need[*]} on the GPU machine"
+    mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+    say "bundle $dir: $(mib "$(du -sb "$dir" | cut -f1)") ($(mib "$(sed -n 's/^unpacked=//p' "$dir/$MARK")") unpacked, libraries $(mib "$libs")); the GPU machine must have ${need[*]}"
 }
 
 # ---- run --------------------------------------------------------------------------------------
@@ -111,10 +121,14 @@ EOF
     printf '%s\n' "${SRCAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/srcaffe}/cuda-13.0/root/lib64"
 }
 
+fatal() {  # the reason in a Caffe log: its first glog FATAL line without the prefix, else its last line
+    grep -m1 -E '^F[0-9]+ ' "$1" | sed 's/^[^]]*\] //' | grep . || tail -n1 "$1"
+}
+
 run() {
     local bundle=${1:-} out=${2:-${OUT:-}}
     [ -n "$bundle" ] || die "run needs the bundle folder (tools/gpu_check.sh run BUNDLE OUTDIR)"
-    [ -f "$bundle/$MARK" ] || die "$bundle is not a bundle of tools/gpu_check.sh pack (no $MARK)"
+    [ -f "$bundle/$MARK" ] && [ -f "$bundle/bundle.tar.gz" ] || die "$bundle is not a bundle of tools/gpu_check.sh pack (no $MARK, bundle.tar.gz)"
     [ -n "$out" ] || die "run needs an output folder (OUTDIR or \$OUT)"
     [ -z "$(ls -A "$out" 2>/dev/null)" ] || die "$out is not empty; refusing to overwrite it"
     bundle=$(cd "$bundle" && pwd)
@@ -124,9 +138,17 @@ run() {
     case $mode in auto|gpu|cpu) ;; *) die "GPU_CHECK_MODE must be auto, gpu or cpu, not '$mode'" ;; esac
     "$PY" -c 'import numpy, h5py, PIL' 2>/dev/null || die "$PY lacks numpy, h5py or Pillow (tools/prepare_data.py needs them)"
 
+    # A scratch folder for the unpacked bundle and the data (~0.7 GB with augmentation).
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
+    trap 'rm -rf "$WORK"' EXIT
+    local work=$WORK
+    mkdir "$work/bundle" && tar -xzf "$bundle/bundle.tar.gz" -C "$work/bundle" || die "$bundle/bundle.tar.gz does not unpack"
+    local meta=$bundle/$MARK
+    bundle=$work/bundle
+
     # NVIDIA's libraries: the first folder that holds each soname the bundle needs.
     local libpath=$bundle/lib name d found
-    for name in $(sed -n 's/^nvidia=//p' "$bundle/$MARK"); do
+    for name in $(sed -n 's/^nvidia=//p' "$meta"); do
         found=
         while read -r d; do
             [ -n "$d" ] && [ -e "$d/$name" ] && found=$d && break
@@ -143,13 +165,14 @@ run() {
 
     # 1. The GPU, as Caffe sees it.
     local gpuflag=() solver_mode=CPU
-    if [ "$mode" != cpu ] && GLOG_logtostderr=1 "$caffe" device_query -gpu "$gpu" >"$out/device_query.log" 2>&1; then
+    # In a subshell, so that a Caffe abort is reported into the log, not on the terminal.
+    if [ "$mode" != cpu ] && (GLOG_logtostderr=1 "$caffe" device_query -gpu "$gpu"; exit $?) >"$out/device_query.log" 2>&1; then
         gpuflag=(-gpu "$gpu") solver_mode=GPU
         say "GPU $gpu: $(sed -n 's/.*Name: *//p' "$out/device_query.log" | head -n1)"
     else
         [ "$mode" = cpu ] && echo "GPU_CHECK_MODE=cpu: device_query not run" >"$out/device_query.log"
         local why
-        why=$(grep -m1 -oE '(Check failed|error).*' "$out/device_query.log" || tail -n1 "$out/device_query.log")
+        why=$(fatal "$out/device_query.log")
         [ "$mode" = gpu ] && die "no GPU $gpu for Caffe: $why (whole output: $out/device_query.log)"
         say "no GPU: $why; running in CPU mode"
     fi
@@ -157,10 +180,7 @@ run() {
     local time_iters=${GPU_CHECK_TIME_ITERS:-$([ "$solver_mode" = GPU ] && echo 50 || echo 5)}
     local limit=${GPU_CHECK_TRAIN_LIMIT:-170}
 
-    # 2. Data (in a scratch folder: the patches are ~0.7 GB with augmentation).
-    local work
-    work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
-    trap 'rm -rf "$work"' EXIT
+    # 2. Data.
     local augflag=--aug suffix=-aug
     [ "$aug" = 1 ] || augflag=--no-aug suffix=
     say "preparing FSRCNN x3 data ($augflag)"
@@ -175,21 +195,21 @@ run() {
 
     # 3. Speed of one forward-backward pass, then training.
     say "caffe time ($time_iters iterations, $solver_mode)"
-    "$caffe" time -model "$work/net.prototxt" "${gpuflag[@]}" -iterations "$time_iters" >"$out/time.log" 2>&1 \
-        || die "caffe time failed: $(grep -m1 -E 'Check failed|error' "$out/time.log" || tail -n1 "$out/time.log")"
+    ("$caffe" time -model "$work/net.prototxt" "${gpuflag[@]}" -iterations "$time_iters"; exit $?) >"$out/time.log" 2>&1 \
+        || die "caffe time failed: $(fatal "$out/time.log") (see $out/time.log)"
     say "training $iters iterations ($solver_mode; stopped with a snapshot after ${limit}s)"
     local t0 rc=0
     t0=$(date +%s.%N)
-    timeout -s INT "$limit" "$caffe" train -solver "$out/solver.prototxt" "${gpuflag[@]}" -sigint_effect stop \
+    (timeout -s INT "$limit" "$caffe" train -solver "$out/solver.prototxt" "${gpuflag[@]}" -sigint_effect stop; exit $?) \
         >"$out/train.log" 2>&1 || rc=$?
     local seconds model
     seconds=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
     model=$(ls -t "$work"/fsrcnn_x3_iter_*.caffemodel 2>/dev/null | head -n1 || true)
-    [ -n "$model" ] || die "training wrote no caffemodel (exit $rc): $(grep -m1 -E 'Check failed|error' "$out/train.log" || tail -n1 "$out/train.log")"
+    [ -n "$model" ] || die "training wrote no caffemodel (exit $rc): $(fatal "$out/train.log") (see $out/train.log)"
     cp "$model" "$out/"
 
     # 4. Summary.
-    SRCAFFE_SUMMARY="mode=$solver_mode gpu=$gpu seconds=$seconds rc=$rc iters=$iters bundle=$bundle model=$(basename "$model")" \
+    SRCAFFE_SUMMARY="mode=$solver_mode gpu=$gpu seconds=$seconds rc=$rc iters=$iters meta=$meta model=$(basename "$model")" \
         "$PY" - "$out" >"$out/summary.txt" <<'EOF'
 import os, re, sys
 from srcaffe import caffelog
@@ -201,7 +221,7 @@ fb = re.search(r"Average Forward-Backward: ([\d.]+) ms", text("time.log"))
 log = caffelog.parse_log(os.path.join(out, "train.log"))
 train, test = log["train"], log["test"]
 done = int(re.search(r"_iter_(\d+)\.caffemodel", info["model"]).group(1))
-bundle = dict(l.rstrip("\n").split("=", 1) for l in open(os.path.join(info["bundle"], "BUNDLE.txt")) if "=" in l)
+bundle = dict(l.rstrip("\n").split("=", 1) for l in open(info["meta"]) if "=" in l)
 print("mode:              %s" % info["mode"])
 print("device:            %s" % (name.group(1).strip() if name else "none (CPU mode)"))
 print("caffe:             %s (%s)" % (bundle.get("caffe"), bundle.get("cuda") or "CUDA build"))

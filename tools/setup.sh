@@ -117,6 +117,7 @@ check_caffe() {  # the linked caffe runs and pycaffe imports with this venv's Nu
 
 record_build() {  # where this venv's CPU / CUDA build lives, for tests and tools (srcaffe.device)
     printf 'key=%s\nprefix=%s\n' "$KEY" "$PREFIX" >"$VENV/.srcaffe-$VARIANT"
+    [ -z "$CUDA_ID" ] || echo "cuda=$CUDA_ID" >>"$VENV/.srcaffe-$VARIANT"
 }
 
 # Which variant: --cuda / --cpu, else the one the venv already links (CPU for a new venv).
