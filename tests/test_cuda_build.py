@@ -97,7 +97,7 @@ def losses(caffe, run_dir):
 def test_cuda_build_in_cpu_mode_trains_fsrcnn_with_the_cpu_builds_losses(cuda, cpu, fsrcnn_run):
     on_cpu = losses(os.path.join(cpu, "bin", "caffe"), fsrcnn_run)
     on_cuda = losses(os.path.join(cuda, "bin", "caffe"), fsrcnn_run)
-    assert [i for i, _ in on_cpu] == list(range(20))
+    assert [i for i, _ in on_cpu] == list(range(21))   # 0..19, and the final one at 20
     assert on_cuda == on_cpu
     assert on_cpu[-1][1] < on_cpu[0][1]   # it learns
 

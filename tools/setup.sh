@@ -73,8 +73,9 @@ if [ "$STATUS" = 1 ]; then
         blas=$(ldd "$bin" $(dirname "$bin")/../lib/libcaffe.so* 2>/dev/null | grep -oiE 'lib(mkl_rt|openblas|blas|cblas|atlas)[^ ]*' | sort -u | tr '\n' ' ')
         echo "BLAS:      ${blas:-unknown}"
         # A CUDA build links libcudart (it runs in CPU mode too; --gpu needs a visible GPU).
-        if ldd "$bin" $(dirname "$bin")/../lib/libcaffe.so* 2>/dev/null | grep -q libcudart; then
-            echo "build:     CUDA ($(ldd $(dirname "$bin")/../lib/libcaffe.so* 2>/dev/null | grep -oE 'lib(cudart|cublas|curand)\.so[^ ]*' | sort -u | tr '\n' ' '))"
+        libs=$(ldd "$bin" $(dirname "$bin")/../lib/libcaffe.so* 2>/dev/null || true)   # grep -q would cut the pipe
+        if grep -q libcudart <<<"$libs"; then
+            echo "build:     CUDA ($(grep -oE 'lib(cudart|cublas|curand)\.so[^ ]*' <<<"$libs" | sort -u | tr '\n' ' '))"
         else
             echo "build:     CPU only"
         fi
