@@ -13,7 +13,6 @@ is lost:
 - Every `snapshot_minutes` (default 10) we send Caffe SIGHUP: a snapshot bounded in time as
   well as in iterations, so a kill -9 loses minutes of a slow model, not hours.
 """
-import glob
 import os
 import shutil
 import signal
@@ -39,13 +38,6 @@ def caffe_binary():
 def has_engine_option(caffe):
     out = subprocess.run([caffe, "train", "--help"], capture_output=True, text=True)
     return "-engine" in out.stdout + out.stderr
-
-
-def is_cuda_build(caffe):
-    """Whether a caffe binary (or the libcaffe beside it) links CUDA's runtime."""
-    real = os.path.realpath(caffe)
-    libs = [real] + sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(real)), "lib", "libcaffe.so*")))
-    return "libcudart" in subprocess.run(["ldd"] + libs, capture_output=True, text=True).stdout
 
 
 def _die_with_parent():

@@ -775,27 +775,6 @@ def contact_sheet(path, entries, model_name, overwrite):
 
 # ---- GPU ------------------------------------------------------------------------------------
 
-def use_gpu(device):
-    """caffe.set_mode_gpu + set_device(device), after checking in a child process that this
-    Caffe has CUDA: a CPU-only Caffe aborts the whole process on set_device."""
-    import re
-    import subprocess
-
-    if device < 0:
-        raise UserError("--gpu must be a CUDA device number (0, 1...), not %d" % device)
-    probe = "import caffe; caffe.set_device(%d); caffe.set_mode_gpu()" % device
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    if r.returncode != 0:
-        fatal = re.findall(r"^F\d+ [^\]]*\] (.*)$", r.stderr, re.M)   # glog's fatal line
-        tail = (fatal or r.stderr.strip().splitlines() or ["exit code %d" % r.returncode])[-1]
-        if "CPU-only" in r.stderr or "CPU_ONLY" in r.stderr:
-            tail = "this Caffe is built CPU-only (a CUDA build is needed)"
-        raise UserError("--gpu %d: cannot use the GPU: %s" % (device, tail[:200]))
-    import caffe
-    caffe.set_device(device)
-    caffe.set_mode_gpu()
-
-
 # ---- made videos (tests, bench) -------------------------------------------------------------
 
 def pan_zoom_clip(path, image, width, height, frames, rate=24, audio_rate=None, codec="libx264",

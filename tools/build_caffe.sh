@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build BVLC Caffe 1.0 (CPU only) into an install prefix.  Called by tools/setup.sh, which
+# Build BVLC Caffe 1.0 (CPU only, or with CUDA) into an install prefix.  Called by tools/setup.sh, which
 # hashes this file and tools/caffe-patches/ into the cache key: editing the recipe rebuilds.
 #
 # usage: tools/build_caffe.sh PREFIX BLAS PYTHON LOG
@@ -9,7 +9,8 @@
 #   LOG     file that receives the full output of every step
 # env: CAFFE_SRC   a source tarball or directory to use instead of Debian's source package
 #      CAFFE_JOBS  parallel compile jobs (default: number of cores)
-#      CAFFE_GPU=1 build with CUDA (docker/Dockerfile.gpu); default CPU_ONLY
+#      CAFFE_GPU=1 build with CUDA (tools/setup.sh --cuda); default CPU_ONLY
+#      CUDA_ROOT   the CUDA toolkit root for CAFFE_GPU=1 (default: tools/cuda_toolchain.sh finds one)
 #      CAFFE_SELFTEST="FILES|FILTER"  also build Caffe's own gtest suites from src/caffe/test/test_FILES.cpp
 #                  (comma-separated, e.g. convolution_layer,net) and run them with --gtest_filter=FILTER
 #                  (tools/caffe_selftest.sh); the output goes to LOG and to the terminal
@@ -106,15 +107,26 @@ lib = os.path.join(v("LIBDIR"), v("LDLIBRARY"))
 print("%d.%d" % __import__("sys").version_info[:2], sysconfig.get_paths()["include"], lib, numpy.get_include())
 EOF
 )
+RPATH="$PREFIX/lib"   # plus the CUDA toolkit's or MKL's lib folder below
 CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX"
-    -DCMAKE_INSTALL_RPATH="$PREFIX/lib" -DBUILD_docs=OFF -DBUILD_python=ON -DBUILD_python_layer=ON
+    -DBUILD_docs=OFF -DBUILD_python=ON -DBUILD_python_layer=ON
     -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=OFF -DUSE_CUDNN=OFF
     -Dpython_version="$PY_VER" -DPYTHON_EXECUTABLE="$PYTHON"
     -DPYTHON_INCLUDE_DIR="$PY_INC" -DPYTHON_LIBRARY="$PY_LIB" -DNUMPY_INCLUDE_DIR="$NP_INC"
     -DCMAKE_CXX_FLAGS="-isystem $NP_INC -isystem $PY_INC -Wno-deprecated-declarations -fopenmp")  # -fopenmp: caffe-patches/0002 (also on every C++ link line: libgomp)
 if [ "${CAFFE_GPU:-0}" = 1 ]; then
-    # Volta to Hopper (Caffe's own CUDA_ARCH list stops at Pascal); NCCL for `-gpu all`.
-    CMAKE_ARGS+=(-DCPU_ONLY=OFF -DUSE_NCCL=ON -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="70 75 80 86 89 90" -DCUDA_ARCH_PTX=90)
+    # Every real arch the toolchain compiles from sm_75 (CUDA 13's oldest) up, plus PTX of the
+    # newest for GPUs after it (Caffe's own CUDA_ARCH lists stop at Pascal). No cuDNN (Caffe 1.0
+    # predates cuDNN 8's API) and no NCCL (`-gpu all` needs it; not in the PyPI toolchain).
+    CUDA_ROOT=${CUDA_ROOT:-$(bash "$HERE/cuda_toolchain.sh")}
+    IFS=';' read -r ARCH_BIN ARCH_PTX < <(CUDA_HOME=$CUDA_ROOT bash "$HERE/cuda_toolchain.sh" --archs)
+    [ -n "$ARCH_BIN" ] || die "no GPU arch list from $CUDA_ROOT/bin/nvcc"
+    step "CUDA toolkit $CUDA_ROOT ($("$CUDA_ROOT/bin/nvcc" --version | grep -o 'release [0-9.]*, V[0-9.]*')): sm_${ARCH_BIN// /, sm_} + PTX $ARCH_PTX"
+    # The install RPATH also names the toolkit's lib64, so the CUDA build runs here as it is;
+    # a GPU machine's own cuBLAS/cuRAND come first through LD_LIBRARY_PATH (tools/gpu_check.sh).
+    CMAKE_ARGS+=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF -DUSE_NCCL=OFF -DCUDA_TOOLKIT_ROOT_DIR="$CUDA_ROOT"
+                 -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="$ARCH_BIN" -DCUDA_ARCH_PTX="$ARCH_PTX")
+    RPATH="$RPATH;$CUDA_ROOT/lib64"
 else
     CMAKE_ARGS+=(-DCPU_ONLY=ON)
 fi
@@ -129,11 +141,12 @@ case $BLAS in
         fi
         [ -e "$MKL_ROOT/lib/libmkl_rt.so" ] || ln -sf "$(ls "$MKL_ROOT"/lib/libmkl_rt.so.* | head -n1)" "$MKL_ROOT/lib/libmkl_rt.so"
         mkdir -p "$MKL_ROOT/lib/intel64" && ln -sf "$MKL_ROOT"/lib/lib*.so* "$MKL_ROOT/lib/intel64/" 2>/dev/null || true
-        CMAKE_ARGS+=(-DBLAS=MKL -DMKL_USE_SINGLE_DYNAMIC_LIBRARY=ON -DMKL_MULTI_THREADED=ON -DMKL_ROOT="$MKL_ROOT"
-                     -DCMAKE_INSTALL_RPATH="$PREFIX/lib;$MKL_ROOT/lib")
+        CMAKE_ARGS+=(-DBLAS=MKL -DMKL_USE_SINGLE_DYNAMIC_LIBRARY=ON -DMKL_MULTI_THREADED=ON -DMKL_ROOT="$MKL_ROOT")
+        RPATH="$RPATH;$MKL_ROOT/lib"
         export MKLROOT=$MKL_ROOT ;;
     *) die "unknown BLAS '$BLAS' (use open or mkl)" ;;
 esac
+CMAKE_ARGS+=(-DCMAKE_INSTALL_RPATH="$RPATH")
 
 if [ -n "${CAFFE_SELFTEST:-}" ]; then
     CMAKE_ARGS+=(-DBUILD_only_tests="${CAFFE_SELFTEST%%|*}")

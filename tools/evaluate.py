@@ -6,8 +6,7 @@ import json
 
 os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
 
-from srcaffe import files, datasets, official, papers
-from srcaffe import cli
+from srcaffe import cli, datasets, device, files, official, papers
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 from srcaffe.evaluation import bicubic_upscaler, evaluate, format_table
@@ -60,6 +59,7 @@ def parse_args(argv):
     p.add_argument("--dataset", required=True, metavar="NAME|DIR", help="Set5, Set14, T91 or a folder of images")
     p.add_argument("--scale", type=int, required=True, choices=(2, 3, 4), help="upscaling factor")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON (a dict, or a list of one per column)")
+    p.add_argument("--gpu", type=int, metavar="ID", help="run Caffe on this GPU (a CUDA build: tools/setup.sh --cuda)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     return p.parse_args(argv)
 
@@ -79,6 +79,8 @@ def main(argv=None):
     args = parse_args(argv)
     columns = [(m, m, METHODS[m]) for m in (args.method or ["bicubic"])]   # (label, arch, upscaler)
     notes = []
+    if args.gpu is not None:
+        device.use_gpu(args.gpu)
     for m in args.model or []:
         if m in official.MODELS:   # the authors' released weights, with their replicate padding
             model = official.load_official(m, args.scale, padding=args.pad)

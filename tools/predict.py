@@ -5,7 +5,7 @@ import argparse
 
 os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
 
-from srcaffe import cli, datasets, figures, files, matlab, video
+from srcaffe import cli, datasets, device, figures, files, matlab, video
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 from srcaffe.evaluation import bicubic_upscaler, evaluate
@@ -60,6 +60,7 @@ def parse_args(argv):
     p.add_argument("--pad", choices=PADS, default="replicate", help="border padding of the net input (default replicate)")
     p.add_argument("--tile", type=int, metavar="N", help="tile side in LR pixels (default: the largest within about 256 MB of Caffe memory)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--gpu", type=int, metavar="ID", help="run Caffe on this GPU (a CUDA build: tools/setup.sh --cuda)")
     p.add_argument("--analyse", action="store_true", help="also error heatmaps and best/worst patches (--mode gt)")
     v = p.add_argument_group("videos (IMAGE is a .mp4, .mkv, .avi, .webm... file; see srcaffe/video.py)")
     v.add_argument("--frames", metavar="A:B", help="only frames A..B-1 (0-based; A: or :B)")
@@ -67,7 +68,6 @@ def parse_args(argv):
     v.add_argument("--compare", action="store_true", help="also a side-by-side video: bicubic | network")
     v.add_argument("--preset", default=video.PRESET, choices=video.PRESETS, metavar="NAME",
                    help="x264 preset of the H.264 output (default %(default)s; veryfast, medium...: smaller files, slower)")
-    p.add_argument("--gpu", type=int, metavar="ID", help="run Caffe on CUDA device ID (a GPU build of Caffe)")
     return p.parse_args(argv)
 
 
@@ -157,7 +157,7 @@ def predict_video(args):
 def main(argv=None):
     args = parse_args(argv)
     if args.gpu is not None:
-        video.use_gpu(args.gpu)
+        device.use_gpu(args.gpu)
     if video.is_video(args.image) or args.frames or args.max_frames is not None or args.compare:
         return predict_video(args)
     if args.analyse and args.mode != "gt":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the toolkit needs: the Python venv, and a real Caffe (found or built).
 #
-# usage: tools/setup.sh [--blas open|mkl] [--status] [--rebuild] [--no-apt] [-h]
+# usage: tools/setup.sh [--cuda | --cpu] [--build-only] [--blas open|mkl] [--status] [--rebuild] [--no-apt] [-h]
 #
 # 1. venv: $VENV, else an already active venv ($VIRTUAL_ENV), else .venv/ in the repo;
 #    requirements.txt is (re)installed when it changed.
@@ -11,14 +11,22 @@
 #    recipe, the BLAS and the interpreter, so a changed recipe rebuilds and a second run is instant.
 # 3. The venv gets bin/caffe and a .pth so `import caffe` works with no PYTHONPATH.
 #
+# --cuda builds the CUDA variant of the same recipe (CPU_ONLY=OFF, cuDNN off) into its own cache
+# folder, caffe-1.0.0-<blas>-cuda-<key>, with the CUDA toolchain of tools/cuda_toolchain.sh
+# (CUDA_HOME, nvcc on PATH, else the pinned PyPI CUDA 13.0 wheels), and links it into the venv;
+# no GPU is needed to build it. --cpu links the CPU build back. Without either, the venv keeps
+# the variant it has (CPU on a new venv), so run_train.sh's own setup call never switches it.
+# --build-only builds (or finds) the chosen variant without changing what the venv links; every
+# build the venv has used is recorded in $VENV/.srcaffe-cpu and $VENV/.srcaffe-cuda (prefix=...).
+#
 # env: VENV, CAFFE_ROOT, CAFFE_SRC (source tarball/dir for the build), SRCAFFE_CACHE,
-#      SRCAFFE_BLAS (default blas), CAFFE_JOBS, CAFFE_GPU=1 (CUDA build, see docker/Dockerfile.gpu)
+#      SRCAFFE_BLAS (default blas), CAFFE_JOBS, CAFFE_GPU=1 (same as --cuda)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${SRCAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/srcaffe}
 BLAS=${SRCAFFE_BLAS:-open}
-STATUS=0 REBUILD=0 APT=1
+STATUS=0 REBUILD=0 APT=1 VARIANT= BUILD_ONLY=0
 CAFFE_VERSION=1.0.0
 APT_PACKAGES=(build-essential cmake patch xz-utils ca-certificates curl libprotobuf-dev protobuf-compiler
     libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev libboost-system-dev
@@ -35,6 +43,9 @@ while [ $# -gt 0 ]; do
         --status) STATUS=1; shift ;;
         --rebuild) REBUILD=1; shift ;;
         --no-apt) APT=0; shift ;;
+        --cuda) VARIANT=cuda; shift ;;
+        --cpu) VARIANT=cpu; shift ;;
+        --build-only) BUILD_ONLY=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option '$1' (see tools/setup.sh --help)" ;;
     esac
@@ -61,11 +72,21 @@ if [ "$STATUS" = 1 ]; then
         echo "version:   $("$VENV/bin/caffe" --version 2>&1 | head -n1)"
         blas=$(ldd "$bin" $(dirname "$bin")/../lib/libcaffe.so* 2>/dev/null | grep -oiE 'lib(mkl_rt|openblas|blas|cblas|atlas)[^ ]*' | sort -u | tr '\n' ' ')
         echo "BLAS:      ${blas:-unknown}"
+        # A CUDA build links libcudart (it runs in CPU mode too; --gpu needs a visible GPU).
+        libs=$(ldd "$bin" $(dirname "$bin")/../lib/libcaffe.so* 2>/dev/null || true)   # grep -q would cut the pipe
+        if grep -q libcudart <<<"$libs"; then
+            echo "build:     CUDA ($(grep -oE 'lib(cudart|cublas|curand)\.so[^ ]*' <<<"$libs" | sort -u | tr '\n' ' '))"
+        else
+            echo "build:     CPU only"
+        fi
         [ -f "$VENV/.srcaffe-caffe" ] && sed 's/^/           /' "$VENV/.srcaffe-caffe"
     else
         echo "caffe:     not linked into the venv (run tools/setup.sh)"
     fi
     echo "pycaffe:   $("$PY" -c 'import caffe, os; print(os.path.dirname(caffe.__file__))' 2>/dev/null || echo 'not importable')"
+    for v in cpu cuda; do
+        [ -f "$VENV/.srcaffe-$v" ] && echo "$v build: $(sed -n 's/^prefix=//p' "$VENV/.srcaffe-$v")"
+    done
     echo "cache:     $CACHE"
     exit 0
 fi
@@ -95,20 +116,47 @@ check_caffe() {  # the linked caffe runs and pycaffe imports with this venv's Nu
     "$VENV/bin/caffe" --version >/dev/null 2>&1 && "$PY" -c 'import caffe' >/dev/null 2>&1
 }
 
+record_build() {  # where this venv's CPU / CUDA build lives, for tests and tools (srcaffe.device)
+    printf 'key=%s\nprefix=%s\n' "$KEY" "$PREFIX" >"$VENV/.srcaffe-$VARIANT"
+    [ -z "$CUDA_ID" ] || echo "cuda=$CUDA_ID" >>"$VENV/.srcaffe-$VARIANT"
+}
+
+# Which variant: --cuda / --cpu, else the one the venv already links (CPU for a new venv).
+[ -z "$VARIANT" ] && [ "${CAFFE_GPU:-0}" = 1 ] && VARIANT=cuda
+[ -z "$VARIANT" ] && VARIANT=$(sed -n 's/^variant=//p' "$VENV/.srcaffe-caffe" 2>/dev/null)
+VARIANT=${VARIANT:-cpu}
+CUDA_ID=
+if [ "$VARIANT" = cuda ]; then
+    mkdir -p "$CACHE"
+    CUDA_ROOT=$(PYTHON=$PY LOG=$CACHE/cuda-toolchain.log bash "$REPO/tools/cuda_toolchain.sh") || exit 2
+    CUDA_ARCHS=$(CUDA_HOME=$CUDA_ROOT bash "$REPO/tools/cuda_toolchain.sh" --archs) || exit 2
+    CUDA_ID="$("$CUDA_ROOT/bin/nvcc" --version | grep -o 'release [0-9.]*, V[0-9.]*'), archs $CUDA_ARCHS, $CUDA_ROOT"
+fi
+
 NUMPY_VER=$("$PY" -c 'import numpy; print(numpy.__version__)')
 PY_VER=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 KEY=$(cat "$REPO/tools/build_caffe.sh" "$REPO"/tools/caffe-patches/*.patch "$REPO"/tools/caffe-patches/fallback/*.patch \
-      <(echo "$BLAS py$PY_VER numpy$NUMPY_VER gpu${CAFFE_GPU:-0} src${CAFFE_SRC:-debian}") | sha256sum | cut -c1-12)
-PREFIX=$CACHE/caffe-$CAFFE_VERSION-$BLAS-$KEY
+      <(echo "$BLAS py$PY_VER numpy$NUMPY_VER $VARIANT $CUDA_ID src${CAFFE_SRC:-debian}") | sha256sum | cut -c1-12)
+if [ "$VARIANT" = cuda ]; then
+    PREFIX=$CACHE/caffe-$CAFFE_VERSION-$BLAS-cuda-$KEY NAME="$CAFFE_VERSION ($BLAS, CUDA)"
+else
+    PREFIX=$CACHE/caffe-$CAFFE_VERSION-$BLAS-$KEY NAME="$CAFFE_VERSION ($BLAS)"
+fi
 
-if [ "$REBUILD" = 0 ] && [ -z "${CAFFE_ROOT:-}" ] && [ -x "$VENV/bin/caffe" ] \
+if [ "$REBUILD" = 0 ] && [ "$BUILD_ONLY" = 0 ] && [ -z "${CAFFE_ROOT:-}" ] && [ -x "$VENV/bin/caffe" ] \
    && grep -qx "key=$KEY" "$VENV/.srcaffe-caffe" 2>/dev/null && check_caffe; then
-    say "Caffe $CAFFE_VERSION ($BLAS) ready: $(readlink -f "$VENV/bin/caffe")"
+    record_build
+    say "Caffe $NAME ready: $(readlink -f "$VENV/bin/caffe")"
+    exit 0
+fi
+if [ "$REBUILD" = 0 ] && [ "$BUILD_ONLY" = 1 ] && [ -f "$PREFIX/.complete" ] && "$PREFIX/bin/caffe" --version >/dev/null 2>&1; then
+    record_build
+    say "Caffe $NAME ready (not linked into the venv): $PREFIX/bin/caffe"
     exit 0
 fi
 
-# ---- Caffe: the user's own ---------------------------------------------------------------------
-if [ "$REBUILD" = 0 ]; then
+# ---- Caffe: the user's own (the CPU variant only: --cuda always means the toolkit's CUDA build) --
+if [ "$REBUILD" = 0 ] && [ "$VARIANT" = cpu ] && [ "$BUILD_ONLY" = 0 ]; then
     own_bin= own_py=
     if [ -n "${CAFFE_ROOT:-}" ]; then
         own_bin=$CAFFE_ROOT/build/tools/caffe own_py=$CAFFE_ROOT/python
@@ -154,9 +202,14 @@ if [ "$REBUILD" = 1 ] || [ ! -f "$PREFIX/.complete" ]; then
                 >"$CACHE/apt.log" 2>&1 || { tail -n 15 "$CACHE/apt.log" >&2; die "apt-get install failed (whole log: $CACHE/apt.log)"; }
         fi
     fi
-    say "building Caffe $CAFFE_VERSION (CPU, BLAS=$BLAS) into $PREFIX; full log: $LOG"
+    if [ "$VARIANT" = cuda ]; then
+        say "building Caffe $CAFFE_VERSION (CUDA $CUDA_ID, BLAS=$BLAS) into $PREFIX; full log: $LOG"
+    else
+        say "building Caffe $CAFFE_VERSION (CPU, BLAS=$BLAS) into $PREFIX; full log: $LOG"
+    fi
     rm -rf "$PREFIX"; : >"$LOG"
-    if ! bash "$REPO/tools/build_caffe.sh" "$PREFIX" "$BLAS" "$PY" "$LOG"; then
+    if ! CAFFE_GPU=$([ "$VARIANT" = cuda ] && echo 1 || echo 0) CUDA_ROOT=${CUDA_ROOT:-} \
+         bash "$REPO/tools/build_caffe.sh" "$PREFIX" "$BLAS" "$PY" "$LOG"; then
         echo "---- last lines of $LOG:" >&2; tail -n 25 "$LOG" >&2
         rm -rf "$PREFIX"
         die "building Caffe failed; the whole log is $LOG"
@@ -165,9 +218,16 @@ if [ "$REBUILD" = 1 ] || [ ! -f "$PREFIX/.complete" ]; then
 else
     say "reusing cached build $PREFIX"
 fi
+record_build
+if [ "$BUILD_ONLY" = 1 ]; then
+    "$PREFIX/bin/caffe" --version >/dev/null 2>&1 || die "the built Caffe does not run (whole build log: $LOG)"
+    say "Caffe $NAME ready (not linked into the venv): $PREFIX/bin/caffe"
+    exit 0
+fi
 link_caffe "$PREFIX/bin/caffe" "$PREFIX/lib/python3/dist-packages" "key=$KEY
+variant=$VARIANT
 blas=$BLAS
 prefix=$PREFIX
 log=$LOG"
 check_caffe || die "the built Caffe does not run or pycaffe does not import (whole build log: $LOG)"
-say "Caffe $CAFFE_VERSION ($BLAS) ready: $PREFIX/bin/caffe"
+say "Caffe $NAME ready: $PREFIX/bin/caffe"

@@ -4,11 +4,18 @@
 #   tools/test.sh            the full suite (what CI runs: .ci/run)
 #   tools/test.sh --fast     the fast tier: no training, under a minute once set up
 # Extra arguments go to pytest (e.g. tools/test.sh -k bicubic -x).
+# It also builds the CUDA variant of Caffe (tools/setup.sh --cuda --build-only: cached, no GPU
+# needed; the venv keeps the build it links) for tests/test_cuda_build.py;
+# SRCAFFE_SKIP_CUDA=1 skips both on a CPU-only machine. CI runs them.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ARGS=()
 [ "${1:-}" = --fast ] && { shift; ARGS=(-m "not slow"); }
 bash "$REPO/tools/setup.sh"
+if [ "${SRCAFFE_SKIP_CUDA:-0}" != 1 ]; then
+    bash "$REPO/tools/setup.sh" --cuda --build-only
+    bash "$REPO/tools/setup.sh" --cpu --build-only   # what the CUDA build's losses are compared with
+fi
 VENV=${VENV:-${VIRTUAL_ENV:-$REPO/.venv}}
 cd "$REPO"
 set +e

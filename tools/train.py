@@ -21,7 +21,7 @@ from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (th
 
 import argparse
 
-from srcaffe import runs, solvers, trainer
+from srcaffe import device, runs, solvers, trainer
 from srcaffe import cli
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
@@ -71,9 +71,8 @@ def main(argv=None):
     if o.engine and not trainer.has_engine_option(caffe):
         raise UserError("--engine %s: this Caffe (%s) has no -engine option; MKL2017/MKLDNN engines exist only "
                         "in Intel's Caffe (install it and set CAFFE_ROOT)" % (o.engine, os.path.realpath(caffe)))
-    if o.gpu is not None and not trainer.is_cuda_build(caffe):
-        raise UserError("--gpu %s: this Caffe (%s) is a CPU-only build; use a CUDA build (tools/setup.sh --cuda)"
-                        % (o.gpu, os.path.realpath(caffe)))
+    if o.gpu is not None:
+        device.check_gpu(o.gpu, caffe)
     plan = runs.prepare_run(o, log=lambda msg: print(msg, file=sys.stderr))
     status = trainer.train(plan, caffe, gpu=o.gpu, engine=o.engine, snapshot_minutes=o.snapshot_minutes)
     if status != 0:

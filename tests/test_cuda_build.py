@@ -1,0 +1,199 @@
+"""The CUDA build of Caffe (tools/setup.sh --cuda): built on a machine without a GPU, it links
+libcudart, trains in CPU mode exactly like the CPU build, refuses --gpu in one line when no GPU
+is visible, and tools/gpu_check.sh packs it and runs its CPU part.
+
+tools/test.sh builds both variants (cached); SRCAFFE_SKIP_CUDA=1 skips this module (and the CUDA
+build) on a CPU-only machine. Without it a missing CUDA build is a failure, not a skip.
+"""
+import os
+import re
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from srcaffe import ROOT, caffelog, device, hdf5_patches
+from srcaffe.errors import UserError
+
+pytestmark = pytest.mark.skipif(os.environ.get("SRCAFFE_SKIP_CUDA") == "1", reason="SRCAFFE_SKIP_CUDA=1")
+GPU_CHECK = os.path.join(ROOT, "tools", "gpu_check.sh")
+MiB = 1 << 20
+
+
+def build(variant):
+    prefix = device.build_prefix(variant)
+    assert prefix, "no %s build recorded in %s: run tools/setup.sh --%s --build-only (tools/test.sh does)" % (
+        variant, sys.prefix, variant)
+    return prefix
+
+
+@pytest.fixture(scope="module")
+def cuda():
+    return build("cuda")
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return build("cpu")
+
+
+@pytest.fixture(scope="module")
+def no_gpu(cuda):
+    count, _ = device.gpu_count(device.libcudart_of(os.path.join(cuda, "bin", "caffe")))
+    if count:
+        pytest.skip("a GPU is visible here: the no-GPU messages cannot be checked")
+
+
+def one_line_error(out):
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), out.stderr[-2000:]
+    assert "Check failed" not in out.stderr and "Traceback" not in out.stderr
+    return lines[0]
+
+
+def test_cuda_build_links_cudart_and_the_cpu_build_does_not(cuda, cpu):
+    assert device.is_cuda_build(os.path.join(cuda, "bin", "caffe"))
+    assert device.is_cuda_build(os.path.join(cuda, "lib", "libcaffe.so"))
+    assert not device.is_cuda_build(os.path.join(cpu, "bin", "caffe"))
+    ldd = subprocess.run(["ldd", os.path.join(cuda, "lib", "libcaffe.so")], capture_output=True, text=True).stdout
+    assert re.search(r"libcudart\.so\.\d+ => /", ldd) and re.search(r"libcublas\.so\.\d+ => /", ldd)
+    assert "libcudnn" not in ldd   # cuDNN is not ported (USE_CUDNN=OFF)
+
+
+@pytest.fixture(scope="module")
+def fsrcnn_run(fetched, tmp_path_factory):
+    """FSRCNN x3's generated net on T91 patches (no augmentation, to keep it small) and a
+    20-iteration Adam solver with a fixed seed, in a scratch folder."""
+    tmp = tmp_path_factory.mktemp("cuda-train")
+    old = os.environ.get("SRCAFFE_DATA")
+    os.environ["SRCAFFE_DATA"] = str(tmp / "data")
+    try:
+        folder = hdf5_patches.prepare("fsrcnn", 3, augment=False, log=lambda *a: None)
+    finally:
+        os.environ.pop("SRCAFFE_DATA") if old is None else os.environ.__setitem__("SRCAFFE_DATA", old)
+    net = open(os.path.join(ROOT, "prototxt", "fsrcnn_x3_train_test.prototxt")).read()
+    net = re.sub(r'source: "data/[^"]*/(train|test)\.txt"', lambda m: 'source: "%s/%s.txt"' % (folder, m.group(1)), net)
+    assert net.count(folder) == 2
+    (tmp / "net.prototxt").write_text(net)
+    solver = open(os.path.join(ROOT, "solvers", "fsrcnn_x3_adam.prototxt")).read()
+    for key, value in (("net", '"%s"' % (tmp / "net.prototxt")), ("max_iter", "20"), ("display", "1"),
+                       ("snapshot", "0"), ("snapshot_prefix", '"%s"' % (tmp / "snap")), ("solver_mode", "CPU")):
+        solver = re.sub(r"(?m)^%s: .*$" % key, "%s: %s" % (key, value), solver)
+    solver += "random_seed: 1\ntest_initialization: false\nsnapshot_after_train: false\n"
+    (tmp / "solver.prototxt").write_text(solver)
+    return tmp
+
+
+def losses(caffe, run_dir):
+    env = dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    out = subprocess.run([caffe, "train", "-solver", str(run_dir / "solver.prototxt")],
+                         capture_output=True, text=True, env=env, cwd=str(run_dir))
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = caffelog.parse_log(out.stderr)["train"]
+    return [(r["iter"], r["loss"]) for r in rows]
+
+
+def test_cuda_build_in_cpu_mode_trains_fsrcnn_with_the_cpu_builds_losses(cuda, cpu, fsrcnn_run):
+    on_cpu = losses(os.path.join(cpu, "bin", "caffe"), fsrcnn_run)
+    on_cuda = losses(os.path.join(cuda, "bin", "caffe"), fsrcnn_run)
+    assert [i for i, _ in on_cpu] == list(range(21))   # 0..19, and the final one at 20
+    assert on_cuda == on_cpu
+    assert on_cpu[-1][1] < on_cpu[0][1]   # it learns
+
+
+def test_check_gpu_answers_in_one_line_without_a_gpu(cuda, cpu, no_gpu):
+    with pytest.raises(UserError, match=r"^--gpu 0: no GPU visible: no NVIDIA driver"):
+        device.check_gpu("0", os.path.join(cuda, "bin", "caffe"))
+    with pytest.raises(UserError, match=r"^--gpu 0: this Caffe .* is a CPU-only build; tools/setup.sh --cuda"):
+        device.check_gpu("0", os.path.join(cpu, "bin", "caffe"))
+    with pytest.raises(UserError, match=r"give a GPU id"):
+        device.check_gpu("first", os.path.join(cuda, "bin", "caffe"))
+
+
+def pycaffe_env(prefix):
+    # The build's pycaffe ahead of the one the venv links (PYTHONPATH comes before .pth files).
+    return dict(os.environ, PYTHONPATH=os.path.join(prefix, "lib", "python3", "dist-packages"))
+
+
+@pytest.mark.parametrize("variant,message", [
+    ("cuda", r"^error: --gpu 0: no GPU visible: no NVIDIA driver on this machine \(libcuda\.so\.1 not found\)$"),
+    ("cpu", r"^error: --gpu 0: this pycaffe \(\S+\) is a CPU-only build; tools/setup.sh --cuda builds and links one$"),
+])
+def test_predict_and_evaluate_gpu_0_without_a_gpu_is_one_line(variant, message, fetched, no_gpu, tmp_path):
+    env = pycaffe_env(build(variant))
+    check = subprocess.run([sys.executable, "-c", "import caffe; print(caffe.__file__)"],
+                           capture_output=True, text=True, env=env)
+    assert check.stdout.startswith(build(variant))   # the variant under test is the one imported
+    for cmd in (["predict.py", "butterfly_GT.bmp", "--gpu", "0", "--out", str(tmp_path)],
+                ["evaluate.py", "--model", "fsrcnn", "--dataset", "Set5", "--scale", "3", "--gpu", "0"]):
+        out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", cmd[0])] + cmd[1:],
+                             capture_output=True, text=True, env=env)
+        assert re.match(message, one_line_error(out)), out.stderr
+    assert not os.listdir(tmp_path)
+
+
+def test_gpu_check_packs_a_bundle_and_runs_its_cpu_part(cuda, fetched, no_gpu, tmp_path):
+    bundle, out = tmp_path / "bundle", tmp_path / "out"
+    packed = subprocess.run(["bash", GPU_CHECK, "pack", str(bundle)], capture_output=True, text=True)
+    assert packed.returncode == 0, packed.stderr
+    assert re.search(r"bundle .*: [\d.]+ MiB", packed.stdout)
+    files = [os.path.join(d, f) for d, _, fs in os.walk(bundle) for f in fs]
+    size = sum(os.path.getsize(f) for f in files)
+    assert size < 48 * MiB, "%.1f MiB" % (size / MiB)   # the repository (~10 MiB) travels with it: 64 MiB
+    assert sorted(os.path.basename(f) for f in files) == ["BUNDLE.txt", "bundle.tar.gz"]
+    with tarfile.open(bundle / "bundle.tar.gz") as tar:
+        members = [m for m in tar.getmembers() if m.isfile()]
+    names = [os.path.basename(m.name) for m in members]
+    assert "caffe" in names and any(n.startswith("libcudart.so") for n in names)
+    assert any(n.startswith("libcaffe.so") for n in names) and any(n.startswith("libhdf5") for n in names)
+    assert not [n for n in names if re.match(r"lib(cublas|cublasLt|curand|cudnn|cuda)\.so", n)]
+    assert not [n for n in names if re.match(r"lib(c|m|stdc\+\+)\.so", n)]
+    assert sum(n.endswith(".bmp") for n in names) == 91 + 5
+    assert re.search(r"^nvidia=.*libcublas\.so\.\d+", (bundle / "BUNDLE.txt").read_text(), re.M)
+
+    again = subprocess.run(["bash", GPU_CHECK, "pack", str(tmp_path)], capture_output=True, text=True)
+    assert "refusing to overwrite" in one_line_error(again)   # a folder that is not a bundle
+
+    # The GPU machine's Python has no pycaffe: here a caffe module that refuses to import stands
+    # in for that, so a run that needed pycaffe would fail.
+    shim = tmp_path / "no-pycaffe"
+    shim.mkdir()
+    (shim / "caffe.py").write_text("raise ImportError('gpu_check run must not import caffe')\n")
+    env = dict(os.environ, GPU_CHECK_AUG="0", GPU_CHECK_ITERS="20", GPU_CHECK_TIME_ITERS="2",
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHON=sys.executable, PYTHONPATH=str(shim))
+    ran = subprocess.run(["bash", GPU_CHECK, "run", str(bundle), str(out)], capture_output=True, text=True,
+                         env=env, cwd="/")
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    assert "no GPU" in ran.stdout and "running in CPU mode" in ran.stdout
+    assert re.search(r"libcublas\.so\.\d+: /", ran.stdout)   # found on this machine, not carried
+    written = sorted(os.listdir(out))
+    assert len(written) <= 8 and all(re.fullmatch(r"[A-Za-z0-9._-]+", n) for n in written)
+    assert all(os.path.getsize(out / n) <= 16 * MiB for n in written)
+    assert "fsrcnn_x3_iter_20.caffemodel" in written
+    summary = (out / "summary.txt").read_text()
+    assert "mode:              CPU" in summary and "training:          20 iterations" in summary
+    assert re.search(r"caffe time:\s+[\d.]+ ms", summary)
+
+    # Back here: the weights it trained are scored by the normal evaluation.
+    ev = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "evaluate.py"), "--model",
+                         str(out / "fsrcnn_x3_iter_20.caffemodel"), "--dataset", "Set5", "--scale", "3"],
+                        capture_output=True, text=True)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert "fsrcnn_x3_iter_20" in ev.stdout
+
+    rerun = subprocess.run(["bash", GPU_CHECK, "run", str(bundle), str(out)], capture_output=True, text=True, env=env)
+    assert "not empty" in one_line_error(rerun)
+
+
+def test_setup_cuda_build_only_is_cached_and_leaves_the_venv_link(cuda):
+    linked = os.path.realpath(os.path.join(sys.prefix, "bin", "caffe"))
+    out = subprocess.run(["bash", os.path.join(ROOT, "tools", "setup.sh"), "--cuda", "--build-only"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "ready (not linked into the venv): %s/bin/caffe" % cuda in out.stdout
+    assert "building" not in out.stdout and "installing" not in out.stderr
+    assert os.path.realpath(os.path.join(sys.prefix, "bin", "caffe")) == linked
+    status = subprocess.run(["bash", os.path.join(ROOT, "tools", "setup.sh"), "--status"], capture_output=True, text=True)
+    assert re.search(r"^build:\s+(CPU only|CUDA \(.*libcudart)", status.stdout, re.M), status.stdout
+    assert "cuda build: %s" % cuda in status.stdout
