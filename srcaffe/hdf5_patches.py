@@ -270,17 +270,22 @@ def check_h5(path, input_size, label_size):
             raise UserError("%s: %d inputs but %d labels" % (path, shapes["data"][0], got[0]))
 
 
-def source_lists(folder, run_dir):
-    """Check every HDF5 file of a prepared folder, then write the absolute source lists Caffe's
-    HDF5Data reads into run_dir; returns (train list, test list)."""
+def checked_files(folder):
+    """Every HDF5 file of a prepared folder, checked: (train files, test files)."""
     meta = read_meta(folder)
     out = []
     for name in ("train.txt", "test.txt"):
         paths = listed_files(folder, name)
         for path in paths:
             check_h5(path, meta["input_size"], meta["label_size"])
-        out.append(files.write_text(os.path.join(run_dir, "data-" + name), "".join(p + "\n" for p in paths)))
+        out.append(paths)
     return tuple(out)
+
+
+def source_lists(checked, run_dir):
+    """The absolute source lists Caffe's HDF5Data reads, written into run_dir from checked_files()."""
+    return tuple(files.write_text(os.path.join(run_dir, "data-" + name), "".join(p + "\n" for p in paths))
+                 for name, paths in zip(("train.txt", "test.txt"), checked))
 
 
 def read_meta(folder):

@@ -250,6 +250,7 @@ def prepare_run(o, log=print):
         augment = default_augment(model) if o.augment is None else o.augment
         data = hdf5_patches.prepare(model, scale, augment=augment, log=log)
         hdf5_patches.check_matches(data, model, scale)
+    checked = hdf5_patches.checked_files(data)   # before Caffe, and before the run folder is made
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if run_dir is None:
@@ -271,7 +272,7 @@ def prepare_run(o, log=print):
     init = None
     if not (start_iter or weights):
         init = o.init or (segments[0].get("init") if segments else None) or default_init(model, solver)
-    sources = hdf5_patches.source_lists(data, run_dir)
+    sources = hdf5_patches.source_lists(checked, run_dir)
     net_copy = os.path.join(run_dir, "train_test-%s.prototxt" % segment)
     solver_copy = os.path.join(run_dir, "solver-%s.prototxt" % segment)
     files.write_text(net_copy, segment_net(model, scale, kind, sources, init))

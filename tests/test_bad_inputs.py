@@ -56,7 +56,7 @@ def test_two_preparations_at_once_give_one_whole_folder(train_env, tmp_path):
     assert any("waiting for it" in out + err or "reusing" in out + err for out, err in outs), outs
     (folder,) = [d for d in os.listdir(tmp_path / "data") if not d.endswith(".lock")]
     meta = hdf5_patches.read_meta(str(tmp_path / "data" / folder))
-    hdf5_patches.source_lists(str(tmp_path / "data" / folder), str(tmp_path))   # every file checks out
+    hdf5_patches.checked_files(str(tmp_path / "data" / folder))   # every file checks out
     assert meta["train_patches"] > 0
 
 
