@@ -25,7 +25,7 @@ PUBLISHED = {
     "fsrcnn-s": [("FSRCNN ECCV 2016, FSRCNN-s", {
         ("Set5", 2): 36.57, ("Set5", 3): 32.60, ("Set5", 4): 30.11})],
 }
-# The authors' released models (srcaffe/official.py) are the papers' final models.
+# The authors' released models (srcaffe/official/) are the papers' final models.
 PUBLISHED["official-fsrcnn"] = PUBLISHED["fsrcnn"][1:]
 PUBLISHED["official-fsrcnn-s"] = PUBLISHED["fsrcnn-s"]
 PUBLISHED["official-srcnn-955"] = PUBLISHED["srcnn-955"]

@@ -1,4 +1,4 @@
-"""Multi-model SR (srcaffe/mmsr.py, tools/tvat.py, tools/mmsr.py): TVAT by hand, classes, routing
+"""Multi-model SR (srcaffe/mmsr/, tools/tvat.py, tools/mmsr.py): TVAT by hand, classes, routing
 and blending with real Caffe nets, class data folders trained by the real ./run_train.sh."""
 import json
 import os

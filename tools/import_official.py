@@ -13,7 +13,7 @@ from srcaffe.errors import UserError
 DESCRIPTION = """\
 Import the authors' released SRCNN / FSRCNN models (MATLAB .mat) into Caffe: writes
 <out>/<name>_x<scale>.caffemodel for prototxt/official/<name>_x<scale>_deploy.prototxt
-(replicate-padded like the authors' MATLAB; see srcaffe/official.py). The .mat files are read
+(replicate-padded like the authors' MATLAB; see srcaffe/official/). The .mat files are read
 from $SRCAFFE_OFFICIAL_WEIGHTS, else ../shared/weights/official, else models/official-src
 (where --fetch puts them), and checked against models/official/SHA256SUMS first."""
 

@@ -4,7 +4,7 @@
 Generated, never edited by hand: prototxt/<model>_x<scale>_{train_test,deploy}.prototxt (and
 for FSRCNN x2/x4 _deconv_train_test.prototxt: only the deconvolution learns),
 solvers/<model>_x<scale>_{sgd,adam}.prototxt, and prototxt/official/ (the authors' released
-models with their replicate padding, see srcaffe/official.py). The train/test nets read the HDF5 lists that
+models with their replicate padding, see srcaffe/official/). The train/test nets read the HDF5 lists that
 tools/prepare_data.py writes (paths relative to the repository root, like the authors'
 examples/FSRCNN/train.txt), so `caffe train --solver solvers/fsrcnn_x3_sgd.prototxt` from the
 repository root works once the data is prepared; ./run_train.sh does all of that for you.
