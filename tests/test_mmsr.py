@@ -374,9 +374,10 @@ def test_class_jobs_run_as_a_slurm_array_and_a_cancelled_one_is_resubmitted(slur
     assert [x["iters"] for x in rows] == [e["iters"] for e in jobs["jobs"]]
 
 
-def test_jobs_without_slurm_run_locally_with_the_same_status_files(env, split_dir, tmp_path):
+def test_jobs_without_slurm_run_locally_and_give_time_to_quality(env, split_dir, tmp_path):
     runs = str(tmp_path / "runs")
-    r = run(MMSR_TOOL, "jobs", split_dir, "--iters", 3, "--runs-dir", runs, env=env)
+    r = run(MMSR_TOOL, "jobs", split_dir, "--iters", 4, "--snapshots", 2, "--baseline", "fsrcnn", "--runs-dir", runs,
+            env=env)
     assert r.returncode == 0, r.stderr
     r = run(MMSR_TOOL, "launch", runs, "--only", "0", env=env)
     assert r.returncode == 0, r.stderr
@@ -384,3 +385,21 @@ def test_jobs_without_slurm_run_locally_with_the_same_status_files(env, split_di
     status = json.load(open(jobs["jobs"][0]["run_dir"] + ".status.json"))
     assert status["state"] == "done" and status["exit"] == 0 and status["slurm_job"] is None
     assert not os.path.exists(jobs["jobs"][1]["run_dir"] + ".status.json")
+    r = run(MMSR_TOOL, "launch", runs, "--parallel", 1, env=env)      # class 0 is done: not trained again
+    assert r.returncode == 0, r.stderr
+    assert "class0-fsrcnn-s already trained to iteration 4" in r.stderr
+
+    # time to quality from the real snapshots: MMSR of the class models at each milestone vs the single model
+    r = run(MMSR_TOOL, "quality", runs, "--datasets", "Set5", "--levels", "Set5=0,99", "--json", tmp_path / "q.json",
+            env=env)
+    assert r.returncode == 0, r.stderr
+    q = json.load(open(tmp_path / "q.json"))
+    assert [row["k"] for row in q["rows"]] == [1, 2]
+    last = q["rows"][-1]
+    assert last["mmsr"]["iters"] == [4, 4] and last["single"]["iters"] == 4
+    assert last["mmsr"]["seconds_sum"] == pytest.approx(sum(last["mmsr"]["seconds"]))
+    assert last["mmsr"]["seconds_max"] == max(last["mmsr"]["seconds"]) > 0 and last["single"]["seconds"] > 0
+    assert 5 < last["mmsr"]["Set5"][0] < 40 and 5 < last["single"]["Set5"][0] < 40
+    reached, never = q["time_to_quality"]
+    assert reached["single"] == q["rows"][0]["single"]["seconds"] and reached["speedup_1"] > 0
+    assert never["single"] is None and never["mmsr_sum"] is None and never["speedup_k"] is None
