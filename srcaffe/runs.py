@@ -11,6 +11,7 @@ prepare_run(opts) checks every input (one line for each problem, before Caffe ca
 prepares the HDF5 data when missing, and returns a Plan; srcaffe.trainer runs it.
 """
 import os
+import re
 import time
 from collections import namedtuple
 
@@ -61,6 +62,15 @@ def read_run(run_dir):
 
 def write_run(run_dir, info):
     files.write_json(os.path.join(run_dir, RUN_JSON), info)
+
+
+def only_segment_files(run_dir):
+    """Whether a folder is missing, empty, or holds only what a first segment writes before its
+    run.json (a start killed in between: --resume starts it again)."""
+    if not os.path.isdir(run_dir):
+        return True
+    return all(re.fullmatch(r"data-(train|test)\.txt|(train_test|solver)-start\.prototxt|train\.log|\..*\.part-.*", n)
+               for n in os.listdir(run_dir))
 
 
 # ---- snapshots of a run ---------------------------------------------------------------------------
@@ -199,7 +209,7 @@ def prepare_run(o, log=print):
     if info is not None and not (snapshot or o.resume):
         raise UserError("%s already holds a run; resume it with --resume, or pick another --run-dir" % run_dir)
     if o.resume and not snapshot and info is None:
-        if os.path.isdir(run_dir) and os.listdir(run_dir):
+        if not only_segment_files(run_dir):
             raise UserError("%s: not a run folder (no run.json) and not empty: nothing to resume" % run_dir)
         log("%s: nothing to resume yet: starting a new run" % run_dir)
     elif o.resume and not snapshot:
@@ -258,7 +268,8 @@ def prepare_run(o, log=print):
         while os.path.exists(run_dir):
             run_dir += "+"
     if info is None:
-        if os.path.isdir(run_dir) and os.listdir(run_dir):
+        empty = not os.path.isdir(run_dir) or not os.listdir(run_dir)
+        if not (empty or (o.resume and only_segment_files(run_dir))):
             raise UserError("%s exists and is not empty; pick another --run-dir" % run_dir)
         info = {}
     # made only now: a command refused above leaves no empty run folder behind

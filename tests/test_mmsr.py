@@ -14,7 +14,7 @@ import pytest
 from srcaffe import ROOT, hdf5_patches, inference, mmsr
 from srcaffe.errors import UserError
 
-from helpers import assert_figure, assert_one_line_error, make_caffemodel
+from helpers import assert_figure, assert_one_line_error, make_caffemodel, require
 
 TVAT_TOOL = os.path.join(ROOT, "tools", "tvat.py")
 MMSR_TOOL = os.path.join(ROOT, "tools", "mmsr.py")
@@ -183,10 +183,17 @@ def env(fetched, tmp_path_factory):
     return dict(os.environ, SRCAFFE_DATA=data, SRCAFFE_DATASETS=fetched, PYTHONUNBUFFERED="1")
 
 
-def test_split_folders_train_with_run_train(env, tmp_path):
+@pytest.fixture(scope="module")
+def split_dir(env):
+    """Two classes of T91 x3 without augmentation (fsrcnn-s for the flat one, fsrcnn)."""
     out = os.path.join(env["SRCAFFE_DATA"], "split")
     r = run(MMSR_TOOL, "split", "--models", "fsrcnn-s,fsrcnn", "--no-aug", "--vsp-threshold", 50, "--out", out, env=env)
     assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_split_folders_train_with_run_train(env, split_dir, tmp_path):
+    out = split_dir
     plan = json.load(open(os.path.join(out, "mmsr.json")))
     assert plan["vsp_threshold"] == 50 and len(plan["thresholds"]) == 1
     common = hdf5_patches.read_meta(plan["source"])
@@ -207,7 +214,7 @@ def test_split_folders_train_with_run_train(env, tmp_path):
     r = run(MMSR_TOOL, "jobs", out, "--iters", 10, "--runs-dir", runs, env=env)
     assert r.returncode == 0, r.stderr
     lines = open(os.path.join(runs, "jobs.txt")).read().splitlines()
-    assert len(lines) == 2 and "./run_train.sh fsrcnn-s --scale 3 --data %s/class0" % out in lines[0]
+    assert len(lines) == 2 and "./run_train.sh fsrcnn-s --scale 3 --data %s/class0 --resume" % out in lines[0]
     # the first job, as xargs or a scheduler would run it: a real ./run_train.sh with the class data
     job = subprocess.run(["bash", "-c", lines[0]], capture_output=True, text=True, env=env, timeout=300)
     log = open(os.path.join(runs, "class0-fsrcnn-s.out")).read()
@@ -251,6 +258,10 @@ def test_tvat_tool_scores_classifies_and_plots(fetched, tmp_path):
     (MMSR_TOOL, ["split", "--models", "fsrcnn-s,fsrcnn", "--thresholds", "1,2"], ["2 models need 1 thresholds"]),
     (MMSR_TOOL, ["jobs", ROOT], ["not an MMSR split"]),
     (MMSR_TOOL, ["report", ROOT], ["not an MMSR runs folder"]),
+    (MMSR_TOOL, ["submit", ROOT], ["not an MMSR runs folder"]),
+    (MMSR_TOOL, ["status", ROOT], ["not an MMSR runs folder"]),
+    (MMSR_TOOL, ["quality", ROOT], ["not an MMSR runs folder"]),
+    (MMSR_TOOL, ["launch", ROOT, "--parallel", "0"], ["--parallel must be positive"]),
     (MMSR_TOOL, ["evaluate", "--class-models", "a.caffemodel", "b.caffemodel"], ["no class thresholds"]),
     (MMSR_TOOL, ["evaluate", "--class-models", "nothere.caffemodel", "b.caffemodel", "--thresholds", "5"],
      ["nothere.caffemodel"]),
@@ -258,3 +269,137 @@ def test_tvat_tool_scores_classifies_and_plots(fetched, tmp_path):
 def test_bad_inputs_give_one_error_line(fetched, tool, args, words):
     r = run(tool, *args, env=dict(os.environ, SRCAFFE_DATASETS=fetched))
     assert_one_line_error(r, *words)
+
+
+# ---- the class models as a Slurm job array, on a real one-machine Slurm -------------------------
+
+SLURM_LOCAL = os.path.join(ROOT, "tools", "slurm_local.sh")
+
+
+@pytest.fixture
+def slurm(env):
+    """A real single-node Slurm (munged, slurmctld, slurmd) started by tools/slurm_local.sh in a
+    scratch folder, stopped afterwards; the environment the client commands need."""
+    import shutil
+    import tempfile
+
+    have = all(shutil.which(t) for t in ("sbatch", "slurmctld", "slurmd", "munged"))
+    require(have or os.geteuid() == 0, "Slurm is not installed and installing it needs root")
+    d = tempfile.mkdtemp(prefix="slurm-")     # short: munge's socket path must fit a sockaddr_un
+    r = subprocess.run(["bash", SLURM_LOCAL, "start", d], capture_output=True, text=True, timeout=900)
+    try:
+        assert r.returncode == 0, r.stderr + r.stdout
+        yield dict(env, SLURM_CONF=os.path.join(d, "slurm.conf"))
+    finally:
+        subprocess.run(["bash", SLURM_LOCAL, "stop", d], capture_output=True, timeout=60)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def slurm_status(runs, env, tmp_path, wait=120):
+    """`tools/mmsr.py status` once no task is queued or running any more: (exit code, stdout, states)."""
+    import time
+
+    deadline = time.time() + wait
+    while True:
+        path = tmp_path / "status.json"
+        r = run(MMSR_TOOL, "status", runs, "--json", path, env=env)
+        states = json.load(open(path))
+        if not any(s["slurm_state"] in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING") for s in states.values()):
+            return r, states
+        assert time.time() < deadline, states
+        time.sleep(1)
+
+
+@pytest.mark.slow
+def test_class_jobs_run_as_a_slurm_array_and_a_cancelled_one_is_resubmitted(slurm, split_dir, tmp_path):
+    env, runs = slurm, str(tmp_path / "runs")
+    plan = json.load(open(os.path.join(split_dir, "mmsr.json")))
+    epochs = 12 * 128.0 / plan["classes"][0]["train_patches"]          # about 12 iterations per class
+    r = run(MMSR_TOOL, "jobs", split_dir, "--epochs", epochs, "--snapshots", 2, "--threads", 1, "--baseline", "fsrcnn",
+            "--runs-dir", runs, env=env)
+    assert r.returncode == 0, r.stderr
+    jobs = json.load(open(os.path.join(runs, "jobs.json")))
+    for e in jobs["jobs"]:          # the paper's budget: the same passes over each model's own data
+        assert e["iters"] == -(-epochs * e["patches"] // 128) and e["iters"] >= 10
+    assert jobs["jobs"][2]["iters"] > jobs["jobs"][1]["iters"]       # the single model sees all the data
+
+    names = [e["name"] for e in jobs["jobs"]]
+    r = run(MMSR_TOOL, "submit", runs, env=env)
+    assert r.returncode == 0, r.stderr
+    job = json.load(open(os.path.join(runs, "slurm.json")))["submissions"][0]["job"]
+    assert job.isdigit()
+    # cancel class 1 once it runs (its status file is written before ./run_train.sh starts, which
+    # takes seconds to set up and start Caffe; its ~12 iterations follow)
+    import time
+    status1, deadline = jobs["jobs"][1]["run_dir"] + ".status.json", time.time() + 90
+    while not (os.path.isfile(status1) and json.load(open(status1))["state"] == "running"):
+        assert time.time() < deadline, "class 1 did not start"
+        time.sleep(0.05)
+    c = subprocess.run(["scancel", "%s_1" % job], capture_output=True, text=True, env=env, timeout=30)
+    assert c.returncode == 0, c.stderr
+    # a job still queued or running is not submitted twice (the single model's: 3 tasks, 2 CPUs)
+    r = run(MMSR_TOOL, "submit", runs, "--only", "single", env=env)
+    assert_one_line_error(r, "still queued or running", names[2])
+    r, states = slurm_status(runs, env, tmp_path)
+    assert states[names[0]]["state"] == "done" and states[names[0]]["exit"] == 0, states
+    assert states[names[2]]["state"] == "done" and states[names[2]]["exit"] == 0, states
+    assert states[names[1]]["state"] == "cancelled" and states[names[1]]["slurm_state"] == "CANCELLED", states
+    assert states[names[1]]["status"]["signal"] == 15                 # its own record: SIGTERM from scancel
+    assert r.returncode == 1 and "submit %s --only 1" % runs in r.stdout, r.stdout
+    for e in (jobs["jobs"][0], jobs["jobs"][2]):
+        assert os.path.isfile(os.path.join(e["run_dir"], "%s_x3_iter_%d.caffemodel" % (e["model"], e["iters"])))
+    assert open(os.path.join(runs, "slurm-%s_0.out" % job)).read().count("done (exit 0)") == 1
+    done = os.path.join(jobs["jobs"][0]["run_dir"], "train.log")
+    before = (os.path.getmtime(done), open(done).read())
+
+    # resubmit the cancelled class alone: it runs (continues its folder) and the others are untouched
+    r = run(MMSR_TOOL, "submit", runs, "--only", 1, "--wait", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    again = json.load(open(os.path.join(runs, "slurm.json")))
+    assert len(again["submissions"]) == 2 and again["submissions"][1]["array"] == "1"
+    assert again["tasks"][names[1]] == "%s_1" % again["submissions"][1]["job"]
+    r, states = slurm_status(runs, env, tmp_path)
+    assert r.returncode == 0 and all(s["state"] == "done" for s in states.values()), states
+    e1 = jobs["jobs"][1]
+    assert os.path.isfile(os.path.join(e1["run_dir"], "fsrcnn_x3_iter_%d.caffemodel" % e1["iters"]))
+    assert (os.path.getmtime(done), open(done).read()) == before
+
+    # resubmitting a finished class trains nothing and leaves it as it was
+    r = run(MMSR_TOOL, "submit", runs, "--only", 0, "--wait", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (os.path.getmtime(done), open(done).read()) == before
+    r = run(MMSR_TOOL, "report", runs, "--json", tmp_path / "report.json", env=env)
+    assert r.returncode == 0, r.stderr
+    rows = json.load(open(tmp_path / "report.json"))["rows"]
+    assert [x["iters"] for x in rows] == [e["iters"] for e in jobs["jobs"]]
+
+
+def test_jobs_without_slurm_run_locally_and_give_time_to_quality(env, split_dir, tmp_path):
+    runs = str(tmp_path / "runs")
+    r = run(MMSR_TOOL, "jobs", split_dir, "--iters", 4, "--snapshots", 2, "--baseline", "fsrcnn", "--runs-dir", runs,
+            env=env)
+    assert r.returncode == 0, r.stderr
+    r = run(MMSR_TOOL, "launch", runs, "--only", "0", env=env)
+    assert r.returncode == 0, r.stderr
+    jobs = json.load(open(os.path.join(runs, "jobs.json")))
+    status = json.load(open(jobs["jobs"][0]["run_dir"] + ".status.json"))
+    assert status["state"] == "done" and status["exit"] == 0 and status["slurm_job"] is None
+    assert not os.path.exists(jobs["jobs"][1]["run_dir"] + ".status.json")
+    r = run(MMSR_TOOL, "launch", runs, "--parallel", 1, env=env)      # class 0 is done: not trained again
+    assert r.returncode == 0, r.stderr
+    assert "class0-fsrcnn-s already trained to iteration 4" in r.stderr
+
+    # time to quality from the real snapshots: MMSR of the class models at each milestone vs the single model
+    r = run(MMSR_TOOL, "quality", runs, "--datasets", "Set5", "--levels", "Set5=0,99", "--json", tmp_path / "q.json",
+            env=env)
+    assert r.returncode == 0, r.stderr
+    q = json.load(open(tmp_path / "q.json"))
+    assert [row["k"] for row in q["rows"]] == [1, 2]
+    last = q["rows"][-1]
+    assert last["mmsr"]["iters"] == [4, 4] and last["single"]["iters"] == 4
+    assert last["mmsr"]["seconds_sum"] == pytest.approx(sum(last["mmsr"]["seconds"]))
+    assert last["mmsr"]["seconds_max"] == max(last["mmsr"]["seconds"]) > 0 and last["single"]["seconds"] > 0
+    assert 5 < last["mmsr"]["Set5"][0] < 40 and 5 < last["single"]["Set5"][0] < 40
+    reached, never = q["time_to_quality"]
+    assert reached["single"] == q["rows"][0]["single"]["seconds"] and reached["speedup_1"] > 0
+    assert never["single"] is None and never["mmsr_sum"] is None and never["speedup_k"] is None

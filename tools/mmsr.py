@@ -21,9 +21,14 @@ routed to the network of their class and blended back (overlaps averaged). See d
 
   split     score T91's training sub-images of the models' geometry and write one prepared data
             folder per class (class0 = flattest) + mmsr.json; thresholds given or K-quantiles
-  jobs      write the job list: one ./run_train.sh command per class model (runnable by
-            `xargs -P`, or one cluster job each); --launch runs them together here
+  jobs      write the job list: one ./run_train.sh command per class model (and the single
+            model), budget in iterations or in passes over each model's own data (--epochs)
+  submit    run the jobs as a Slurm job array (sbatch --array), all or --only some of them
+  launch    run the jobs here, without a scheduler (the local fallback; same tasks, same files)
+  status    each job's state: Slurm's (squeue/scontrol) and the task's own exit code
   report    training time per class, in total, and of the single model, from the runs' train.log
+  quality   time to quality: Set5/Set14 PSNR of the snapshots against training seconds, MMSR vs
+            the single model, and the time each needs to reach given PSNR levels
   evaluate  PSNR/SSIM and time on Set5/Set14: MMSR vs single model(s) vs bicubic"""
 
 EPILOG = """\
@@ -31,8 +36,12 @@ examples:
   python tools/mmsr.py split --models fsrcnn-s,fsrcnn --scale 3 --hist split.png
   python tools/mmsr.py jobs data/mmsr-fsrcnn-s+fsrcnn-T91-x3-lr11-label19-stride4-aug --iters 2000 \\
          --baseline fsrcnn --runs-dir runs/mmsr-demo
-  xargs -d '\\n' -P 2 -I CMD bash -c CMD < runs/mmsr-demo/jobs.txt        # or: ... jobs ... --launch
-  python tools/mmsr.py report runs/mmsr-demo
+  python tools/mmsr.py jobs SPLIT --epochs 3 --snapshots 6 --baseline fsrcnn --threads 1 --runs-dir runs/e3
+  python tools/mmsr.py submit runs/e3 --wait           # Slurm: one array task per job
+  python tools/mmsr.py status runs/e3                  # a failed or cancelled one: submit runs/e3 --only 1
+  python tools/mmsr.py launch runs/e3 --parallel 1     # or here, without Slurm
+  python tools/mmsr.py report runs/e3
+  python tools/mmsr.py quality runs/e3 --levels Set5=30.5,31,31.5 Set14=27.6,27.9,28.2
   python tools/mmsr.py evaluate --runs runs/mmsr-demo --fragments 24 --overlap 4 --json mmsr.json
   python tools/mmsr.py evaluate --class-models official-fsrcnn-s official-fsrcnn --thresholds 2300 \\
          --single official-fsrcnn official-fsrcnn-s
@@ -65,17 +74,54 @@ def parse_args(argv):
     j = sub.add_parser("jobs", help="the job list: one run_train.sh command per class")
     j.add_argument("split", metavar="SPLIT", help="a folder written by `split`")
     j.add_argument("--iters", type=int, help="iterations per model (default: the solver's max_iter)")
+    j.add_argument("--epochs", type=float, metavar="E", help="instead of --iters: E passes over each model's own "
+                   "data, iterations = ceil(E * patches / 128) (the paper's budget)")
+    j.add_argument("--snapshots", type=int, metavar="N", help="N evenly spaced snapshots per model (for `quality`)")
     j.add_argument("--solver", choices=("adam", "sgd"), help="solver (default: run_train.sh's, adam)")
     j.add_argument("--runs-dir", metavar="DIR", help="where the run folders go (default runs/SPLIT-DATE-TIME)")
     j.add_argument("--baseline", metavar="MODEL", help="also a job training MODEL on all the data (the single model)")
     j.add_argument("--threads", type=int, metavar="N", help="OPENBLAS/OMP threads of each job")
-    j.add_argument("--launch", action="store_true", help="run the jobs now, together, and report their times")
+    j.add_argument("--launch", action="store_true", help="run the jobs now, here (as `launch`), and report their times")
     j.add_argument("--parallel", type=int, metavar="N", help="--launch: at most N at a time (default all)")
     j.add_argument("--force", action="store_true", help="rewrite an existing jobs.txt")
+
+    sb = sub.add_parser("submit", help="the jobs as a Slurm job array")
+    sb.add_argument("runs", metavar="RUNS", help="a folder written by `jobs`")
+    sb.add_argument("--only", nargs="+", metavar="CLASS", help="only these jobs: class numbers, run names or "
+                    "'single' (to resubmit a failed or cancelled one; it continues from its snapshots)")
+    sb.add_argument("--partition", metavar="P", help="sbatch --partition")
+    sb.add_argument("--cpus", type=int, metavar="N", help="sbatch --cpus-per-task (default: the jobs' --threads, else 1)")
+    sb.add_argument("--time", metavar="LIMIT", help="sbatch --time")
+    sb.add_argument("--wait", action="store_true", help="wait until the tasks have left the queue, then print status")
+
+    la = sub.add_parser("launch", help="run the jobs here, without a scheduler")
+    la.add_argument("runs", metavar="RUNS", help="a folder written by `jobs`")
+    la.add_argument("--only", nargs="+", metavar="CLASS", help="only these jobs (class numbers, run names, 'single')")
+    la.add_argument("--parallel", type=int, metavar="N", help="at most N at a time (default all)")
+
+    st = sub.add_parser("status", help="each job's state and exit code")
+    st.add_argument("runs", metavar="RUNS", help="a folder written by `jobs`")
+    st.add_argument("--json", metavar="FILE", help="also write the states as JSON")
+
+    t = sub.add_parser("task", help="run one job with its status file (what each Slurm array task runs)")
+    t.add_argument("runs", metavar="RUNS", help="a folder written by `jobs`")
+    t.add_argument("index", type=int, help="the job's number (its line in jobs.txt, from 0)")
 
     r = sub.add_parser("report", help="training time per class vs the single model")
     r.add_argument("runs", metavar="RUNS", help="a folder written by `jobs`")
     r.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+
+    q = sub.add_parser("quality", help="time to quality: MMSR vs the single model, from their snapshots")
+    q.add_argument("runs", metavar="RUNS", help="a folder written by `jobs` (with --snapshots and --baseline)")
+    q.add_argument("--levels", nargs="+", default=["Set5=30.5,31,31.5", "Set14=27.6,27.9,28.2"], metavar="SET=DB,DB",
+                   help="PSNR levels to reach, per dataset (default Set5=30.5,31,31.5 Set14=27.6,27.9,28.2)")
+    q.add_argument("--points", type=int, metavar="N", help="milestones (default: the jobs' --snapshots)")
+    q.add_argument("--datasets", default="Set5,Set14", help="comma-separated (default Set5,Set14)")
+    q.add_argument("--fragments", type=int, default=mmsr.DEFAULT_FRAGMENT, metavar="N",
+                   help="MMSR fragment side in LR pixels (default %d)" % mmsr.DEFAULT_FRAGMENT)
+    q.add_argument("--overlap", type=int, default=mmsr.DEFAULT_OVERLAP, metavar="K",
+                   help="fragment overlap (default %d)" % mmsr.DEFAULT_OVERLAP)
+    q.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
 
     e = sub.add_parser("evaluate", help="MMSR vs single model vs bicubic on Set5/Set14")
     e.add_argument("--runs", metavar="RUNS", help="class models (and the single model) from `jobs`' run folders")
@@ -127,8 +173,8 @@ def cmd_split(a):
     for c in plan["classes"]:
         print("  class %d  %-10s %8d train patches (%5.1f%%)  %4d test patches  %s"
               % (c["cls"], c["model"], c["train_patches"], 100 * c["share"], c["test_patches"], c["dir"]))
-    print("next: python tools/mmsr.py jobs %s --iters N [--baseline %s]" % (os.path.dirname(plan["classes"][0]["dir"]),
-                                                                          plan["models"][-1]))
+    print("next: python tools/mmsr.py jobs %s --epochs E [--baseline %s]" % (os.path.dirname(plan["classes"][0]["dir"]),
+                                                                            plan["models"][-1]))
     if a.hist:
         scores = mmsr.training_scores(plan["source"], plan["vsp_threshold"])
         mmsr.histogram(a.hist, scores, plan["thresholds"], title="TVAT of the training sub-images (%s)"
@@ -138,24 +184,77 @@ def cmd_split(a):
 
 
 def cmd_jobs(a):
+    if a.parallel is not None and a.parallel < 1:
+        raise UserError("--parallel must be positive, not %d" % a.parallel)
     jobs = mmsr.write_jobs(a.split, iters=a.iters, solver=a.solver, runs_dir=a.runs_dir, baseline=a.baseline,
-                           threads=a.threads, force=a.force)
+                           threads=a.threads, force=a.force, epochs=a.epochs, snapshots=a.snapshots)
     path = os.path.join(jobs["runs_dir"], mmsr.JOBS)
     print("wrote %s (%d jobs):" % (path, len(jobs["jobs"])))
     for e in jobs["jobs"]:
-        print("  " + e["command"])
+        print("  %-20s %-10s %8d patches  %s iterations" % (e["name"], e["model"], e["patches"], e["iters"] or "solver's"))
     if not a.launch:
-        print("run them: xargs -d '\\n' -P %d -I CMD bash -c CMD < %s   (or --launch; one cluster job per line)"
-              % (len(jobs["jobs"]), path))
+        print("run them: python tools/mmsr.py submit %s   (Slurm job array)" % jobs["runs_dir"])
+        print("      or: python tools/mmsr.py launch %s   (here, without a scheduler)" % jobs["runs_dir"])
         print("then:     python tools/mmsr.py report %s" % jobs["runs_dir"])
         return 0
-    if a.parallel is not None and a.parallel < 1:
-        raise UserError("--parallel must be positive, not %d" % a.parallel)
+    return launch_and_report(jobs, None, a.parallel)
+
+
+def launch_and_report(jobs, only, parallel):
     start = time.time()
-    codes = mmsr.launch(jobs, parallel=a.parallel, log=log)
-    print("all jobs done in %.1f s wall" % (time.time() - start))
+    codes = mmsr.launch(jobs, parallel=parallel, entries=mmsr.select(jobs, only), log=log)
+    print("jobs done in %.1f s wall" % (time.time() - start))
     print_report(mmsr.training_times(jobs))
     return 1 if any(codes.values()) else 0
+
+
+def cmd_launch(a):
+    if a.parallel is not None and a.parallel < 1:
+        raise UserError("--parallel must be positive, not %d" % a.parallel)
+    return launch_and_report(mmsr.read_jobs(a.runs), a.only, a.parallel)
+
+
+def cmd_task(a):
+    return mmsr.run_task(mmsr.read_jobs(a.runs), a.index, log=log)
+
+
+def cmd_submit(a):
+    from srcaffe.mmsr import slurm
+    if a.cpus is not None and a.cpus < 1:
+        raise UserError("--cpus must be positive, not %d" % a.cpus)
+    jobs = mmsr.read_jobs(a.runs)
+    slurm.submit(jobs, only=a.only, cpus=a.cpus, partition=a.partition, time_limit=a.time, log=print)
+    if not a.wait:
+        print("follow: python tools/mmsr.py status %s" % jobs["runs_dir"])
+        return 0
+    return print_states(jobs, slurm.wait(jobs))
+
+
+def print_states(jobs, states):
+    print("%-22s %-14s %-12s %-12s %6s  %s" % ("job", "state", "slurm task", "slurm state", "exit", "run folder"))
+    bad = []
+    for e in jobs["jobs"]:
+        s = states[e["name"]]
+        print("%-22s %-14s %-12s %-12s %6s  %s" % (e["name"], s["state"], s["slurm_job"] or "-", s["slurm_state"] or "-",
+                                                   "-" if s["exit"] is None else s["exit"], e["run_dir"]))
+        if s["state"] in ("failed", "cancelled", "timeout", "node_fail", "out_of_memory", "preempted", "boot_fail",
+                          "deadline", "not run"):
+            bad.append(e)
+    for e in bad:
+        print("%s did not finish (log %s); resubmit it alone: python tools/mmsr.py submit %s --only %s"
+              % (e["name"], e["out"], jobs["runs_dir"], e["cls"] if e["cls"] is not None else "single"))
+    return 1 if bad else 0
+
+
+def cmd_status(a):
+    from srcaffe.mmsr import slurm
+    check_output(a.json, True)
+    jobs = mmsr.read_jobs(a.runs)
+    states = slurm.states(jobs)
+    code = print_states(jobs, states)
+    if a.json:
+        write_json(a.json, states)
+    return code
 
 
 def fmt_s(v):
@@ -180,6 +279,49 @@ def cmd_report(a):
     print_report(rep)
     if a.json:
         write_json(a.json, rep)
+    return 0
+
+
+def cmd_quality(a):
+    from srcaffe.mmsr import quality
+    check_output(a.json, True)
+    names = [d.strip() for d in a.datasets.split(",") if d.strip()]
+    levels = {}
+    for item in a.levels:
+        d, _, values = item.partition("=")
+        try:
+            levels[d] = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            levels[d] = None
+        if d not in names or not levels[d]:
+            raise UserError("--levels %s: give DATASET=DB,DB,... for one of %s" % (item, ",".join(names)))
+    jobs = mmsr.read_jobs(a.runs)
+    res = quality.measure(jobs, names, n=a.points, fragment=a.fragments, overlap=a.overlap, log=log)
+    print("classes: %s" % ", ".join("%s (%d patches, %d it)" % (c["name"], c["patches"], c["iters"] or 0)
+                                    for c in res["classes"]))
+    if res["single"]:
+        print("single:  %s (%d patches, %d it)" % (res["single"]["name"], res["single"]["patches"],
+                                                   res["single"]["iters"] or 0))
+    head = "%8s | %9s %s | %9s %9s %s" % ("budget", "single s", " ".join("%-15s" % d for d in names), "MMSR s 1w",
+                                          "MMSR s Kw", " ".join("%-15s" % d for d in names))
+    print(head + "\n" + "-" * len(head))
+    for r in res["rows"]:
+        s, m = r.get("single"), r["mmsr"]
+        cells = lambda x: " ".join("%-15s" % ("%.2f / %.4f" % tuple(x[d])) for d in names)  # noqa: E731
+        print("%8s | %9s %s | %9.1f %9.1f %s" % ("%d/%d" % (r["k"], res["points"]), fmt_s(s["seconds"]) if s else "-",
+                                                cells(s) if s else " ".join("%-15s" % "-" for d in names),
+                                                m["seconds_sum"], m["seconds_max"], cells(m)))
+    print("(PSNR / SSIM, Y, shaved; seconds: training time from train.log; MMSR 1w: class models one after "
+          "the other on one worker, Kw: one worker per class)")
+    ttq = [t for d, values in levels.items() for t in quality.time_to_quality(res, values, d)]
+    print("training seconds to reach a PSNR (first milestone at or above it; -: not reached):")
+    for t in ttq:
+        sp = lambda v: "%.2fx" % v if v else "-"  # noqa: E731
+        print("  %-5s %.2f dB: single %s s, MMSR %s s on 1 worker (speedup %s), %s s on %d workers (speedup %s)"
+              % (t["dataset"], t["level"], fmt_s(t["single"]), fmt_s(t["mmsr_sum"]), sp(t["speedup_1"]),
+                 fmt_s(t["mmsr_max"]), len(res["classes"]), sp(t["speedup_k"])))
+    if a.json:
+        write_json(a.json, dict(res, time_to_quality=ttq))
     return 0
 
 
@@ -240,7 +382,9 @@ def print_summary(results, labels, image_lists, costs, stats, model, settings):
 
 def main(argv=None):
     a = parse_args(argv)
-    return {"split": cmd_split, "jobs": cmd_jobs, "report": cmd_report, "evaluate": cmd_evaluate}[a.command](a)
+    return {"split": cmd_split, "jobs": cmd_jobs, "report": cmd_report, "evaluate": cmd_evaluate,
+            "submit": cmd_submit, "launch": cmd_launch, "status": cmd_status, "task": cmd_task,
+            "quality": cmd_quality}[a.command](a)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from .texture import (DEFAULT_FRAGMENT, DEFAULT_OVERLAP, INTENSITY, VSP_THRESHOL
                       class_ranges, classify, fragment_starts, fragments, histogram, parse_thresholds,
                       quantile_thresholds, score_fragments, score_y, tvat, vsp)
 from .split import PLAN, read_plan, split, training_scores, training_thresholds  # noqa: F401
-from .jobs import JOBS, launch, read_jobs, training_times, write_jobs  # noqa: F401
+from .jobs import (JOBS, iterations_for, launch, read_jobs, read_status, run_task, select,  # noqa: F401
+                   training_times, write_jobs)
 from .model import MMSR, load_member, macs_per_lr_pixel, member_arch  # noqa: F401
 from .compare import compare, load_columns  # noqa: F401
