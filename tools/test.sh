@@ -4,8 +4,9 @@
 #   tools/test.sh            the full suite (what CI runs: .ci/run)
 #   tools/test.sh --fast     the fast tier: no training, under a minute once set up
 # Extra arguments go to pytest (e.g. tools/test.sh -k bicubic -x).
-# It also builds the CUDA variant of Caffe (tools/setup.sh --cuda --build-only: cached, no GPU
-# needed; the venv keeps the build it links) for tests/test_cuda_build.py;
+# It also builds the CUDA variant of Caffe (tools/setup.sh --cuda --build-only, for sm_90 only unless
+# SRCAFFE_TEST_CUDA_ARCHS says otherwise: cached, no GPU needed; the venv keeps the build it links)
+# for tests/test_cuda_build.py;
 # SRCAFFE_SKIP_CUDA=1 skips both on a CPU-only machine. CI runs them.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,7 +14,9 @@ ARGS=()
 [ "${1:-}" = --fast ] && { shift; ARGS=(-m "not slow"); }
 bash "$REPO/tools/setup.sh"
 if [ "${SRCAFFE_SKIP_CUDA:-0}" != 1 ]; then
-    bash "$REPO/tools/setup.sh" --cuda --build-only
+    # The tests run the CUDA build in CPU mode: one GPU arch is enough to compile-check every .cu
+    # file and link libcudart (the default, one cubin per major from sm_75, is ~3x the compile).
+    SRCAFFE_CUDA_ARCHS=${SRCAFFE_TEST_CUDA_ARCHS:-90;90} bash "$REPO/tools/setup.sh" --cuda --build-only
     bash "$REPO/tools/setup.sh" --cpu --build-only   # what the CUDA build's losses are compared with
 fi
 VENV=${VENV:-${VIRTUAL_ENV:-$REPO/.venv}}
