@@ -158,6 +158,8 @@ run() {
         say "$name: $found"
     done
     export LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    # Caffe's INFO lines are what the summary reads: whatever the caller's glog level
+    export GLOG_logtostderr=1 GLOG_minloglevel=0
     local caffe=$bundle/bin/caffe
     local missing
     missing=$(ldd "$caffe" | awk '/not found/ {print $1}' | tr '\n' ' ')

@@ -16,7 +16,8 @@ bash "$REPO/tools/setup.sh"
 if [ "${SRCAFFE_SKIP_CUDA:-0}" != 1 ]; then
     # The tests run the CUDA build in CPU mode: one GPU arch is enough to compile-check every .cu
     # file and link libcudart (the default, one cubin per major from sm_75, is ~3x the compile).
-    SRCAFFE_CUDA_ARCHS=${SRCAFFE_TEST_CUDA_ARCHS:-90;90} bash "$REPO/tools/setup.sh" --cuda --build-only
+    export SRCAFFE_CUDA_ARCHS=${SRCAFFE_TEST_CUDA_ARCHS:-90;90}   # the tests' own setup.sh calls too
+    bash "$REPO/tools/setup.sh" --cuda --build-only
     bash "$REPO/tools/setup.sh" --cpu --build-only   # what the CUDA build's losses are compared with
 fi
 VENV=${VENV:-${VIRTUAL_ENV:-$REPO/.venv}}
