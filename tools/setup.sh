@@ -123,7 +123,7 @@ record_build() {  # where this venv's CPU / CUDA build lives, for tests and tool
 
 # Which variant: --cuda / --cpu, else the one the venv already links (CPU for a new venv).
 [ -z "$VARIANT" ] && [ "${CAFFE_GPU:-0}" = 1 ] && VARIANT=cuda
-[ -z "$VARIANT" ] && VARIANT=$(sed -n 's/^variant=//p' "$VENV/.srcaffe-caffe" 2>/dev/null)
+[ -z "$VARIANT" ] && VARIANT=$(sed -n 's/^variant=//p' "$VENV/.srcaffe-caffe" 2>/dev/null || true)   # a new venv has none
 VARIANT=${VARIANT:-cpu}
 CUDA_ID=
 if [ "$VARIANT" = cuda ]; then
