@@ -119,10 +119,13 @@ def write_json(path, obj, force=True):
     return write_text(path, json.dumps(obj, indent=1) + "\n", force)
 
 
-def read_json(path, what="file"):
+def read_json(path, what="file", missing=None):
+    """A JSON file's content, or one line: `missing` when the file does not exist, else why not."""
     try:
         with open(path) as f:
             return json.load(f)
+    except FileNotFoundError:
+        raise UserError(missing or "%s: %s" % (path, "no such file")) from None
     except OSError as exc:
         raise UserError("%s: %s" % (path, exc.strerror or exc)) from None
     except ValueError as exc:

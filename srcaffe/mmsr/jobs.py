@@ -109,17 +109,11 @@ def select(jobs, only):
 
 
 def read_jobs(runs_dir):
-    path = os.path.join(runs_dir, JOBS_META)
-    try:
-        with open(path) as f:
-            jobs = json.load(f)
-        for i, e in enumerate(jobs["jobs"]):
-            e.setdefault("index", i)      # runs folders written before jobs had numbers
-        return jobs
-    except FileNotFoundError:
-        raise UserError("%s: not an MMSR runs folder (no %s; write one with tools/mmsr.py jobs)" % (runs_dir, JOBS_META)) from None
-    except (OSError, ValueError) as exc:
-        raise UserError("%s: unreadable (%s)" % (path, exc)) from None
+    jobs = files.read_json(os.path.join(runs_dir, JOBS_META), "jobs file", missing=(
+        "%s: not an MMSR runs folder (no %s; write one with tools/mmsr.py jobs)" % (runs_dir, JOBS_META)))
+    for i, e in enumerate(jobs["jobs"]):
+        e.setdefault("index", i)      # runs folders written before jobs had numbers
+    return jobs
 
 
 # ---- one task: a job's command, with a status file -------------------------------------------

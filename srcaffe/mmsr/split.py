@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from .. import hdf5_patches, nets
+from .. import files, hdf5_patches, nets
 from ..errors import UserError
 from ..paths import data_root
 from .texture import SCORE_CHUNK, VSP_THRESHOLD, check_thresholds, class_ranges, classify, quantile_thresholds, score_y
@@ -233,13 +233,8 @@ def _write_tests(common, model, scale, test, thresholds, vsp_threshold, dirs):
 
 def read_plan(split_dir):
     path = os.path.join(split_dir, PLAN)
-    try:
-        with open(path) as f:
-            plan = json.load(f)
-    except FileNotFoundError:
-        raise UserError("%s: not an MMSR split (no %s; make one with tools/mmsr.py split)" % (split_dir, PLAN)) from None
-    except (OSError, ValueError) as exc:
-        raise UserError("%s: unreadable (%s)" % (path, exc)) from None
+    plan = files.read_json(path, "MMSR split description", missing=(
+        "%s: not an MMSR split (no %s; make one with tools/mmsr.py split)" % (split_dir, PLAN)))
     for key in ("models", "scale", "thresholds", "vsp_threshold", "classes"):
         if key not in plan:
             raise UserError("%s: not an MMSR split description (no %r)" % (path, key))
