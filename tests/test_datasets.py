@@ -25,6 +25,7 @@ def run_tool(*args, env_root=None):
 
 
 def corrupt(path):
+    os.chmod(path, 0o644)   # a copy of a read-only source keeps its mode (only root ignores it)
     with open(path, "r+b") as f:
         f.seek(100)
         f.write(b"\x00\x01\x02")
@@ -71,6 +72,7 @@ def test_fetch_copy_verify_corrupt_and_refuse(tmp_path, shared_datasets):
 def test_fetch_rejects_a_corrupt_or_incomplete_source(tmp_path, shared_datasets):
     src = tmp_path / "src" / "Set5"
     shutil.copytree(os.path.join(shared_datasets, "Set5"), src)
+    os.chmod(src, 0o755)   # copytree keeps the read-only source folder's mode
     corrupt(src / "woman_GT.bmp")
     with pytest.raises(UserError, match="woman_GT.bmp: checksum mismatch"):
         datasets.fetch("Set5", source_dir=tmp_path / "src", root=tmp_path / "dst")

@@ -199,6 +199,7 @@ def test_fetch_verifies_checksums(weights_folder, tmp_path, monkeypatch):
     dest = tmp_path / "dest"
     assert official.fetch(["official-fsrcnn-s"], dest=str(dest)) == 3
     assert official.fetch(["official-fsrcnn-s"], dest=str(dest)) == 0
+    os.chmod(mirror / "fs" / "x2.mat", 0o644)   # copied read-only from the shared folder
     with open(mirror / "fs" / "x2.mat", "ab") as f:
         f.write(b"x")
     os.remove(dest / "FSRCNN-s" / "x2.mat")

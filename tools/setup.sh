@@ -103,8 +103,14 @@ if [ "$(cat "$VENV/.srcaffe-requirements" 2>/dev/null)" != "$REQ_HASH" ]; then
     echo "$REQ_HASH" >"$VENV/.srcaffe-requirements"
 fi
 SITE=$(venv_site)
+# Write a file only when its content changes, so that a finished venv may be read-only (a
+# container run as another user: docker/README.md).
+put() {  # $1: file, stdin: content
+    local text; text=$(cat)
+    [ "$(cat "$1" 2>/dev/null)" = "$text" ] || printf '%s\n' "$text" >"$1"
+}
 # The toolkit's own package, importable from anywhere in the venv.
-echo "$REPO" >"$SITE/srcaffe-repo.pth"
+echo "$REPO" | put "$SITE/srcaffe-repo.pth"
 
 # ---- Caffe: already linked? --------------------------------------------------------------------
 link_caffe() {  # $1: caffe binary, $2: folder holding the pycaffe package (may be empty), $3: info
@@ -117,8 +123,7 @@ check_caffe() {  # the linked caffe runs and pycaffe imports with this venv's Nu
 }
 
 record_build() {  # where this venv's CPU / CUDA build lives, for tests and tools (srcaffe.device)
-    printf 'key=%s\nprefix=%s\n' "$KEY" "$PREFIX" >"$VENV/.srcaffe-$VARIANT"
-    [ -z "$CUDA_ID" ] || echo "cuda=$CUDA_ID" >>"$VENV/.srcaffe-$VARIANT"
+    { printf 'key=%s\nprefix=%s\n' "$KEY" "$PREFIX"; [ -z "$CUDA_ID" ] || echo "cuda=$CUDA_ID"; } | put "$VENV/.srcaffe-$VARIANT"
 }
 
 # Which variant: --cuda / --cpu, else the one the venv already links (CPU for a new venv).

@@ -8,6 +8,9 @@
 # SRCAFFE_TEST_CUDA_ARCHS says otherwise: cached, no GPU needed; the venv keeps the build it links)
 # for tests/test_cuda_build.py;
 # SRCAFFE_SKIP_CUDA=1 skips both on a CPU-only machine. CI runs them.
+# tests/test_docker.py builds the CPU Docker image (docker/build.sh: installs docker.io and starts
+# dockerd when no engine answers; ~15 min the first time, Docker's layer cache after) and runs
+# README's Docker commands in it; SRCAFFE_SKIP_DOCKER=1 skips it. CI runs it.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ARGS=()
@@ -23,7 +26,7 @@ fi
 VENV=${VENV:-${VIRTUAL_ENV:-$REPO/.venv}}
 cd "$REPO"
 set +e
-"$VENV/bin/python" -m pytest tests "${ARGS[@]}" "$@"
+"$VENV/bin/python" -m pytest "${ARGS[@]}" "$@"   # no paths given: pytest.ini's testpaths (tests/)
 rc=$?
 set -e
 # pytest's 5 means "no tests collected": that is a failure here, never a silent pass.

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Build the toolkit's Docker image with the local Docker engine: CPU (default) or GPU (--gpu).
+#
+# usage: docker/build.sh [--gpu] [--tag NAME] [--cuda-archs LIST] [--base IMAGE] [--engine-only] [-h]
+#   --gpu              the CUDA 13 image (tools/setup.sh --cuda inside; runs with `docker run --gpus`)
+#   --tag NAME         image name (default srcaffe:cpu, or srcaffe:gpu with --gpu)
+#   --cuda-archs LIST  GPU archs for --gpu, as SRCAFFE_CUDA_ARCHS of tools/cuda_toolchain.sh
+#                      (default: its family, sm_75 and up + PTX; "90;90" builds for Hopper only)
+#   --base IMAGE       the Debian 12 base (default debian:bookworm, pulled when missing; where no
+#                      registry answers, srcaffe/debian:bookworm is made from this machine's Debian
+#                      mirror with mmdebstrap)
+#   --engine-only      only make sure a Docker engine answers (start dockerd, install docker.io)
+#
+# The build context is what a fresh clone has: the files git tracks plus untracked files it does
+# not ignore (never datasets/, runs/, data/ or a venv). The host's CA certificates
+# (/usr/local/share/ca-certificates/*.crt) go into the image for networks that intercept TLS.
+# With no engine answering, dockerd is started in the background (log: $SRCAFFE_CACHE/dockerd.log),
+# installing Debian's docker.io first where it is missing (root or sudo).
+# env: SRCAFFE_CACHE (default ~/.cache/srcaffe)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${SRCAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/srcaffe}
+VARIANT=cpu TAG= ARCHS= BASE= ENGINE_ONLY=0
+MADE_BASE=srcaffe/debian:bookworm
+
+die() { echo "error: $*" >&2; exit 2; }
+say() { printf '[docker %4ss] %s\n' "$SECONDS" "$*"; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --gpu) VARIANT=cuda; shift ;;
+        --tag|--cuda-archs|--base) [ $# -ge 2 ] || die "$1 needs a value (see docker/build.sh --help)"
+            case $1 in --tag) TAG=$2 ;; --cuda-archs) ARCHS=$2 ;; --base) BASE=$2 ;; esac; shift 2 ;;
+        --engine-only) ENGINE_ONLY=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown option '$1' (see docker/build.sh --help)" ;;
+    esac
+done
+TAG=${TAG:-srcaffe:$([ "$VARIANT" = cuda ] && echo gpu || echo cpu)}
+mkdir -p "$CACHE"
+
+# ---- engine ------------------------------------------------------------------------------------
+engine_up() { timeout 20 docker info >/dev/null 2>&1; }
+if ! command -v docker >/dev/null || ! engine_up; then
+    if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+        command -v apt-get >/dev/null || die "no Docker engine answers and dockerd is not installed"
+        say "installing Debian's docker.io (log: $CACHE/apt-docker.log)"
+        { as_root apt-get update && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y --no-install-recommends docker.io; } \
+            >"$CACHE/apt-docker.log" 2>&1 || die "apt-get install docker.io failed (see $CACHE/apt-docker.log)"
+    fi
+    say "starting dockerd (log: $CACHE/dockerd.log)"
+    as_root setsid dockerd >>"$CACHE/dockerd.log" 2>&1 </dev/null &
+    for _ in $(seq 60); do engine_up && break; sleep 1; done
+    engine_up || { tail -n 5 "$CACHE/dockerd.log" >&2; die "dockerd did not answer within 60 s (see $CACHE/dockerd.log)"; }
+fi
+say "engine: Docker $(docker version -f '{{.Server.Version}}' 2>/dev/null)"
+[ "$ENGINE_ONLY" = 1 ] && exit 0
+
+# ---- base image ---------------------------------------------------------------------------------
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+make_base() {  # a Debian 12 root filesystem from this machine's apt sources, imported as $MADE_BASE
+    local mirrors=() f
+    command -v mmdebstrap >/dev/null || { say "installing mmdebstrap"; DEBIAN_FRONTEND=noninteractive \
+        as_root apt-get install -y --no-install-recommends mmdebstrap >>"$CACHE/apt-docker.log" 2>&1 \
+        || die "apt-get install mmdebstrap failed (see $CACHE/apt-docker.log)"; }
+    # A Debian 12 host's own sources (its mirror, updates, security); elsewhere mmdebstrap's default.
+    if grep -qx 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null; then
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+            [ -s "$f" ] && grep -qE '^[^#]*://[^[:space:]]+/debian(-security)?/?([[:space:]]|$)' "$f" && mirrors+=("$f")
+        done
+    fi
+    say "no registry gave debian:bookworm: making $MADE_BASE with mmdebstrap from ${mirrors[*]:-deb.debian.org} (~2 min; log: $CACHE/mmdebstrap.log)"
+    as_root mmdebstrap --variant=minbase --format=tar --include=ca-certificates bookworm "$CACHE/bookworm-rootfs.part.tar" \
+        "${mirrors[@]}" >"$CACHE/mmdebstrap.log" 2>&1 || die "mmdebstrap failed (see $CACHE/mmdebstrap.log)"
+    docker import -c 'CMD ["bash"]' -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        "$CACHE/bookworm-rootfs.part.tar" "$MADE_BASE" >/dev/null || die "docker import of the Debian root filesystem failed"
+    rm -f "$CACHE/bookworm-rootfs.part.tar"
+}
+if [ -z "$BASE" ]; then
+    BASE=debian:bookworm
+    if ! have_image "$BASE" && ! timeout 60 docker pull -q "$BASE" >/dev/null 2>&1; then
+        BASE=$MADE_BASE
+        have_image "$BASE" || make_base
+    fi
+else
+    have_image "$BASE" || timeout 300 docker pull -q "$BASE" >/dev/null || die "base image $BASE: not here and not pullable"
+fi
+say "base: $BASE ($(docker image inspect -f '{{.Id}}' "$BASE" | cut -c8-19))"
+
+# ---- context and build --------------------------------------------------------------------------
+CTX=$(mktemp -d)
+trap 'rm -rf "$CTX"' EXIT
+(cd "$REPO" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+    [ -e "$f" ] && printf '%s\0' "$f"; done) >"$CTX/files"   # deleted-but-tracked files are skipped
+mkdir -p "$CTX/ca/docker/ca-certificates"
+n_ca=0
+for f in /usr/local/share/ca-certificates/*.crt; do
+    [ -f "$f" ] && cp "$f" "$CTX/ca/docker/ca-certificates/host-$(basename "$f")" && n_ca=$((n_ca + 1))
+done
+tar -C "$REPO" --null -T "$CTX/files" -cf "$CTX/context.tar"
+tar -C "$CTX/ca" -rf "$CTX/context.tar" docker/ca-certificates
+args=(--build-arg "BASE=$BASE" --build-arg "VARIANT=$VARIANT")
+[ -n "$ARCHS" ] && args+=(--build-arg "SRCAFFE_CUDA_ARCHS=$ARCHS")
+# The Docker CLI needs its buildx plugin for BuildKit; without it, the classic builder does the job.
+docker buildx version >/dev/null 2>&1 || export DOCKER_BUILDKIT=0
+say "building $TAG ($VARIANT, $(tr -cd '\0' <"$CTX/files" | wc -c) files, $n_ca host CA certificate(s)); log: $CACHE/docker-build-$VARIANT.log"
+if ! docker build -f docker/Dockerfile -t "$TAG" "${args[@]}" - <"$CTX/context.tar" >"$CACHE/docker-build-$VARIANT.log" 2>&1; then
+    tail -n 25 "$CACHE/docker-build-$VARIANT.log" >&2
+    die "docker build failed; the whole log is $CACHE/docker-build-$VARIANT.log"
+fi
+say "built $TAG: $(docker image inspect -f '{{.Size}}' "$TAG" | awk '{printf "%.0f MB", $1/1e6}')"

@@ -1,0 +1,126 @@
+"""The CPU Docker image: docker/build.sh builds it from this tree with the local engine (starting
+dockerd where none answers), then README's Docker commands run inside it, as root and as a
+non-root user: the smoke checks, a short training, predict, and the bicubic and predict tests.
+
+Building costs ~15 min on two idle cores the first time (Caffe compiles inside); Docker's layer
+cache makes a rebuild of an unchanged recipe take seconds. SRCAFFE_SKIP_DOCKER=1 skips this module
+(a machine with no Docker); CI runs it.
+"""
+import glob
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from srcaffe import ROOT, paths
+
+from helpers import require
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.environ.get("SRCAFFE_SKIP_DOCKER") == "1", reason="SRCAFFE_SKIP_DOCKER=1")]
+
+IMAGE = "srcaffe:cpu"
+USER = "1000:1000"   # no such user in the image: any uid must work
+
+
+def docker(*args, timeout=900):
+    return subprocess.run(["docker"] + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+
+
+def in_image(*cmd, user=None, volumes=(), env=(), timeout=900):
+    """`docker run --rm` of cmd in the image; volumes: (host, container[, 'ro']) triples."""
+    args = ["run", "--rm"] + (["-u", user] if user else [])
+    for v in volumes:
+        args += ["-v", ":".join(v)]
+    for e in env:
+        args += ["-e", e]
+    return docker(*(args + [IMAGE] + list(cmd)), timeout=timeout)
+
+
+def open_to_all(path):
+    """A host folder the container's non-root user may write (pytest's are the host user's, 0700)."""
+    os.chmod(path, 0o1777)
+    return str(path)
+
+
+def readable_by_all(path):
+    """The session's datasets, readable by the container's non-root user."""
+    for d, _, names in os.walk(path):
+        os.chmod(d, 0o755)
+        for n in names:
+            os.chmod(os.path.join(d, n), 0o644)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image():
+    require(shutil.which("docker"), "no docker command (Debian's docker.io; see README, Docker)")
+    r = subprocess.run(["bash", os.path.join(ROOT, "docker", "build.sh"), "--engine-only"], capture_output=True, text=True)
+    require(r.returncode == 0, "no Docker engine could be started: %s" % r.stderr.strip())
+    r = subprocess.run(["bash", os.path.join(ROOT, "docker", "build.sh"), "--tag", IMAGE],
+                       capture_output=True, text=True, timeout=3600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    print(r.stdout)
+    return IMAGE
+
+
+@pytest.mark.parametrize("user", [None, USER])
+def test_smoke_caffe_and_pycaffe_as_root_and_non_root(image, user):
+    r = in_image("bash", "-c", "id -u; caffe --version; python -c 'import caffe, srcaffe; print(caffe.__file__)'; "
+                 "tools/setup.sh --status; ./run_train.sh --help | head -n 1", user=user)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == ("1000" if user else "0")
+    assert "caffe version 1.0.0" in r.stdout and "/opt/srcaffe/cache/caffe-1.0.0-open-" in r.stdout
+    assert "build:     CPU only" in r.stdout and "usage: ./run_train.sh" in r.stdout
+
+
+def test_image_is_a_fresh_clone_without_build_tools(image):
+    """Only tracked files go in (the build folder's datasets/ images never do), and the runtime
+    stage has no compiler: the image is the multi-stage one."""
+    r = in_image("bash", "-c", "ls datasets; command -v gcc g++ cmake nvcc || true; ls /opt/srcaffe/cache")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split()
+    assert sorted(l for l in lines if not l.startswith("caffe-") and not l.startswith("runtime")) == ["README.md", "SHA256SUMS"], r.stdout
+    assert not any(l.endswith(("/gcc", "/g++", "/cmake")) for l in lines), r.stdout
+    size = int(docker("image", "inspect", "-f", "{{.Size}}", image).stdout)
+    print("image size: %.0f MB" % (size / 1e6))
+
+
+def test_readme_train_and_predict_as_non_root(image, fetched, tmp_path):
+    """README's commands with their volumes, as uid 1000: 20 FSRCNN-s iterations prepare the
+    HDF5 data into the data volume and snapshot into the runs volume; predict writes results/.
+    The datasets volume is read-only: training and predict only read and verify it."""
+    for d in ("data", "runs", "results"):
+        (tmp_path / d).mkdir()
+        open_to_all(tmp_path / d)
+    datasets = readable_by_all(fetched)
+    vols = [(datasets, "/datasets", "ro"), (str(tmp_path / "data"), "/srcaffe/data"),
+            (str(tmp_path / "runs"), "/srcaffe/runs")]
+    r = in_image("./run_train.sh", "fsrcnn-s", "--iters", "20", "--no-aug", "--snapshot-every", "20",
+                 user=USER, volumes=vols, timeout=1800)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    models = glob.glob(str(tmp_path / "runs" / "fsrcnn-s-x3-*" / "fsrcnn-s_x3_iter_20.caffemodel"))
+    assert len(models) == 1, os.listdir(str(tmp_path / "runs"))
+    assert os.stat(models[0]).st_uid == 1000
+    assert glob.glob(str(tmp_path / "data" / "*" / "*.h5")), "no HDF5 data in the data volume"
+
+    run_dir = os.path.basename(os.path.dirname(models[0]))
+    vols = [(datasets, "/datasets", "ro"), (str(tmp_path / "runs"), "/srcaffe/runs", "ro"),
+            (str(tmp_path / "results"), "/srcaffe/results")]
+    r = in_image("python", "tools/predict.py", "butterfly", "--model", "/srcaffe/runs/%s/fsrcnn-s_x3_iter_20.caffemodel" % run_dir,
+                 user=USER, volumes=vols)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert glob.glob(str(tmp_path / "results" / "**" / "*.png"), recursive=True), r.stdout
+
+
+@pytest.mark.parametrize("user", [None, USER])
+def test_bicubic_and_predict_tests_pass_inside(image, shared_datasets, user):
+    """README's test command inside the image, on the bicubic and predict tests, with the
+    datasets mounted where the suite looks for them (../shared/datasets of the repo)."""
+    r = in_image("tools/test.sh", "tests/test_bicubic_baseline.py", "tests/test_predict.py", "-q",
+                 user=user, volumes=[(shared_datasets, "/shared/datasets", "ro")], env=["CI=true"], timeout=1800)
+    tail = r.stdout[-1500:]
+    assert r.returncode == 0, tail + r.stderr[-1500:]
+    assert " passed" in tail and "skipped" not in tail and "failed" not in tail, tail
