@@ -88,8 +88,9 @@ def test_image_is_a_fresh_clone_without_build_tools(image):
     print("image size: %.0f MB" % (size / 1e6))
 
 
-def test_readme_train_and_predict_as_non_root(image, fetched, tmp_path):
-    """README's commands with their volumes, as uid 1000: 20 FSRCNN-s iterations prepare the
+@pytest.mark.parametrize("user", [None, USER])
+def test_readme_train_and_predict_as_root_and_non_root(image, fetched, tmp_path, user):
+    """README's commands with their volumes, as root and as uid 1000: 20 FSRCNN-s iterations prepare the
     HDF5 data into the data volume and snapshot into the runs volume; predict writes results/.
     The datasets volume is read-only: training and predict only read and verify it."""
     for d in ("data", "runs", "results"):
@@ -99,18 +100,18 @@ def test_readme_train_and_predict_as_non_root(image, fetched, tmp_path):
     vols = [(datasets, "/datasets", "ro"), (str(tmp_path / "data"), "/srcaffe/data"),
             (str(tmp_path / "runs"), "/srcaffe/runs")]
     r = in_image("./run_train.sh", "fsrcnn-s", "--iters", "20", "--no-aug", "--snapshot-every", "20",
-                 user=USER, volumes=vols, timeout=1800)
+                 user=user, volumes=vols, timeout=1800)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     models = glob.glob(str(tmp_path / "runs" / "fsrcnn-s-x3-*" / "fsrcnn-s_x3_iter_20.caffemodel"))
     assert len(models) == 1, os.listdir(str(tmp_path / "runs"))
-    assert os.stat(models[0]).st_uid == 1000
+    assert os.stat(models[0]).st_uid == (1000 if user else 0)
     assert glob.glob(str(tmp_path / "data" / "*" / "*.h5")), "no HDF5 data in the data volume"
 
     run_dir = os.path.basename(os.path.dirname(models[0]))
     vols = [(datasets, "/datasets", "ro"), (str(tmp_path / "runs"), "/srcaffe/runs", "ro"),
             (str(tmp_path / "results"), "/srcaffe/results")]
     r = in_image("python", "tools/predict.py", "butterfly", "--model", "/srcaffe/runs/%s/fsrcnn-s_x3_iter_20.caffemodel" % run_dir,
-                 user=USER, volumes=vols)
+                 user=user, volumes=vols)
     assert r.returncode == 0, r.stdout + r.stderr
     assert glob.glob(str(tmp_path / "results" / "**" / "*.png"), recursive=True), r.stdout
 
