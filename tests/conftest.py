@@ -54,6 +54,35 @@ def train_env(fetched, tmp_path_factory):
     return dict(os.environ, SRCAFFE_DATA=data, SRCAFFE_DATASETS=fetched, PYTHONUNBUFFERED="1")
 
 
+@pytest.fixture(scope="session")
+def fsrcnn_run(fetched, tmp_path_factory):
+    """FSRCNN x3's generated net on T91 patches (no augmentation, to keep it small) and a
+    20-iteration Adam solver with a fixed seed, in a scratch folder (helpers.caffe_train_losses
+    trains it with a given Caffe: two builds, or two images, give the same losses)."""
+    import re
+
+    from srcaffe import ROOT, hdf5_patches
+
+    tmp = tmp_path_factory.mktemp("fsrcnn-run")
+    old = os.environ.get("SRCAFFE_DATA")
+    os.environ["SRCAFFE_DATA"] = str(tmp / "data")
+    try:
+        folder = hdf5_patches.prepare("fsrcnn", 3, augment=False, log=lambda *a: None)
+    finally:
+        os.environ.pop("SRCAFFE_DATA") if old is None else os.environ.__setitem__("SRCAFFE_DATA", old)
+    net = open(os.path.join(ROOT, "prototxt", "fsrcnn_x3_train_test.prototxt")).read()
+    net = re.sub(r'source: "data/[^"]*/(train|test)\.txt"', lambda m: 'source: "%s/%s.txt"' % (folder, m.group(1)), net)
+    assert net.count(folder) == 2
+    (tmp / "net.prototxt").write_text(net)
+    solver = open(os.path.join(ROOT, "solvers", "fsrcnn_x3_adam.prototxt")).read()
+    for key, value in (("net", '"%s"' % (tmp / "net.prototxt")), ("max_iter", "20"), ("display", "1"),
+                       ("snapshot", "0"), ("snapshot_prefix", '"%s"' % (tmp / "snap")), ("solver_mode", "CPU")):
+        solver = re.sub(r"(?m)^%s: .*$" % key, "%s: %s" % (key, value), solver)
+    solver += "random_seed: 1\ntest_initialization: false\nsnapshot_after_train: false\n"
+    (tmp / "solver.prototxt").write_text(solver)
+    return tmp
+
+
 # Whole tools run end to end over datasets, videos or many models: several seconds each.
 SLOW_TESTS = {
     "test_mmsr.py::test_split_folders_train_with_run_train", "test_predict.py::test_gt_mode_on_butterfly",

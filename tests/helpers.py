@@ -93,6 +93,22 @@ def assert_error_line(out, *words):
         assert w in err[-1], err[-1]
 
 
+# One thread each and glog's INFO lines on stderr: what caffelog parses, the same on any machine.
+CAFFE_TRAIN_ENV = {"GLOG_minloglevel": "0", "GLOG_logtostderr": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def caffe_train_losses(caffe, run_dir):
+    """[(iteration, loss)] of `caffe train` on run_dir/solver.prototxt (the fsrcnn_run fixture).
+    caffe: the command that runs a `caffe` binary, e.g. [path] or a `docker run ... IMAGE caffe`
+    that passes CAFFE_TRAIN_ENV and mounts run_dir at the same path."""
+    from srcaffe import caffelog
+
+    out = subprocess.run(list(caffe) + ["train", "-solver", str(run_dir / "solver.prototxt")],
+                         capture_output=True, text=True, env=dict(os.environ, **CAFFE_TRAIN_ENV), cwd=str(run_dir))
+    assert out.returncode == 0, out.stderr[-2000:]
+    return [(r["iter"], r["loss"]) for r in caffelog.parse_log(out.stderr)["train"]]
+
+
 # ---- numerical gradient checks of Caffe layers (Caffe's GradientChecker settings) ---------------
 
 STEP, THRESHOLD, KINK_RANGE = 1e-2, 1e-3, 1e-2

@@ -13,8 +13,10 @@ import tarfile
 
 import pytest
 
-from srcaffe import ROOT, caffelog, device, hdf5_patches
+from srcaffe import ROOT, device
 from srcaffe.errors import UserError
+
+from helpers import caffe_train_losses
 
 pytestmark = pytest.mark.skipif(os.environ.get("SRCAFFE_SKIP_CUDA") == "1", reason="SRCAFFE_SKIP_CUDA=1")
 GPU_CHECK = os.path.join(ROOT, "tools", "gpu_check.sh")
@@ -61,42 +63,9 @@ def test_cuda_build_links_cudart_and_the_cpu_build_does_not(cuda, cpu):
     assert "libcudnn" not in ldd   # cuDNN is not ported (USE_CUDNN=OFF)
 
 
-@pytest.fixture(scope="module")
-def fsrcnn_run(fetched, tmp_path_factory):
-    """FSRCNN x3's generated net on T91 patches (no augmentation, to keep it small) and a
-    20-iteration Adam solver with a fixed seed, in a scratch folder."""
-    tmp = tmp_path_factory.mktemp("cuda-train")
-    old = os.environ.get("SRCAFFE_DATA")
-    os.environ["SRCAFFE_DATA"] = str(tmp / "data")
-    try:
-        folder = hdf5_patches.prepare("fsrcnn", 3, augment=False, log=lambda *a: None)
-    finally:
-        os.environ.pop("SRCAFFE_DATA") if old is None else os.environ.__setitem__("SRCAFFE_DATA", old)
-    net = open(os.path.join(ROOT, "prototxt", "fsrcnn_x3_train_test.prototxt")).read()
-    net = re.sub(r'source: "data/[^"]*/(train|test)\.txt"', lambda m: 'source: "%s/%s.txt"' % (folder, m.group(1)), net)
-    assert net.count(folder) == 2
-    (tmp / "net.prototxt").write_text(net)
-    solver = open(os.path.join(ROOT, "solvers", "fsrcnn_x3_adam.prototxt")).read()
-    for key, value in (("net", '"%s"' % (tmp / "net.prototxt")), ("max_iter", "20"), ("display", "1"),
-                       ("snapshot", "0"), ("snapshot_prefix", '"%s"' % (tmp / "snap")), ("solver_mode", "CPU")):
-        solver = re.sub(r"(?m)^%s: .*$" % key, "%s: %s" % (key, value), solver)
-    solver += "random_seed: 1\ntest_initialization: false\nsnapshot_after_train: false\n"
-    (tmp / "solver.prototxt").write_text(solver)
-    return tmp
-
-
-def losses(caffe, run_dir):
-    env = dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    out = subprocess.run([caffe, "train", "-solver", str(run_dir / "solver.prototxt")],
-                         capture_output=True, text=True, env=env, cwd=str(run_dir))
-    assert out.returncode == 0, out.stderr[-2000:]
-    rows = caffelog.parse_log(out.stderr)["train"]
-    return [(r["iter"], r["loss"]) for r in rows]
-
-
 def test_cuda_build_in_cpu_mode_trains_fsrcnn_with_the_cpu_builds_losses(cuda, cpu, fsrcnn_run):
-    on_cpu = losses(os.path.join(cpu, "bin", "caffe"), fsrcnn_run)
-    on_cuda = losses(os.path.join(cuda, "bin", "caffe"), fsrcnn_run)
+    on_cpu = caffe_train_losses([os.path.join(cpu, "bin", "caffe")], fsrcnn_run)
+    on_cuda = caffe_train_losses([os.path.join(cuda, "bin", "caffe")], fsrcnn_run)
     assert [i for i, _ in on_cpu] == list(range(21))   # 0..19, and the final one at 20
     assert on_cuda == on_cpu
     assert on_cpu[-1][1] < on_cpu[0][1]   # it learns

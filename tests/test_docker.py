@@ -1,41 +1,51 @@
-"""The CPU Docker image: docker/build.sh builds it from this tree with the local engine (starting
-dockerd where none answers), then README's Docker commands run inside it, as root and as a
+"""The Docker images: docker/build.sh builds them from this tree with the local engine (starting
+dockerd where none answers). In the CPU image, README's Docker commands run as root and as a
 non-root user: the smoke checks, a short training, predict, and the bicubic and predict tests.
+The GPU image is built for sm_90 only (every .cu file compiles and links; the default arch family
+is ~6x the compile) and checked without a GPU: a CUDA build, --gpu refused in one line, and in
+CPU mode the CPU image's losses.
 
-Building costs ~15 min on two idle cores the first time (Caffe compiles inside); Docker's layer
-cache makes a rebuild of an unchanged recipe take seconds. SRCAFFE_SKIP_DOCKER=1 skips this module
-(a machine with no Docker); CI runs it.
+Building costs ~10-15 min per image on two cores the first time (Caffe compiles inside); Docker's
+layer cache makes a rebuild of an unchanged recipe take seconds. SRCAFFE_SKIP_DOCKER=1 skips this
+module (a machine with no Docker); CI runs it.
 """
 import glob
 import os
+import re
 import shutil
 import subprocess
 
 import pytest
 
-from srcaffe import ROOT, paths
+from srcaffe import ROOT
 
-from helpers import require
+from helpers import CAFFE_TRAIN_ENV, caffe_train_losses, require
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.environ.get("SRCAFFE_SKIP_DOCKER") == "1", reason="SRCAFFE_SKIP_DOCKER=1")]
 
 IMAGE = "srcaffe:cpu"
+GPU_IMAGE = "srcaffe:gpu-sm90"   # not srcaffe:gpu, which a user builds for every arch
 USER = "1000:1000"   # no such user in the image: any uid must work
+BUILD = os.path.join(ROOT, "docker", "build.sh")
 
 
 def docker(*args, timeout=900):
     return subprocess.run(["docker"] + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
 
 
-def in_image(*cmd, user=None, volumes=(), env=(), timeout=900):
-    """`docker run --rm` of cmd in the image; volumes: (host, container[, 'ro']) triples."""
-    args = ["run", "--rm"] + (["-u", user] if user else [])
+def run_args(image, user=None, volumes=(), env=(), workdir=None):
+    """`docker run --rm ... IMAGE`; volumes: (host, container[, 'ro']) triples; env: NAME=VALUE."""
+    args = ["docker", "run", "--rm"] + (["-u", user] if user else []) + (["-w", workdir] if workdir else [])
     for v in volumes:
         args += ["-v", ":".join(v)]
     for e in env:
         args += ["-e", e]
-    return docker(*(args + [IMAGE] + list(cmd)), timeout=timeout)
+    return args + [image]
+
+
+def in_image(*cmd, image=IMAGE, timeout=900, **kw):
+    return subprocess.run(run_args(image, **kw) + list(cmd), capture_output=True, text=True, timeout=timeout)
 
 
 def open_to_all(path):
@@ -53,16 +63,25 @@ def readable_by_all(path):
     return path
 
 
-@pytest.fixture(scope="module")
-def image():
+def build_image(*args):
     require(shutil.which("docker"), "no docker command (Debian's docker.io; see README, Docker)")
-    r = subprocess.run(["bash", os.path.join(ROOT, "docker", "build.sh"), "--engine-only"], capture_output=True, text=True)
+    r = subprocess.run(["bash", BUILD, "--engine-only"], capture_output=True, text=True)
     require(r.returncode == 0, "no Docker engine could be started: %s" % r.stderr.strip())
-    r = subprocess.run(["bash", os.path.join(ROOT, "docker", "build.sh"), "--tag", IMAGE],
-                       capture_output=True, text=True, timeout=3600)
+    r = subprocess.run(["bash", BUILD] + list(args), capture_output=True, text=True, timeout=5400)
     assert r.returncode == 0, r.stdout + r.stderr
     print(r.stdout)
+
+
+@pytest.fixture(scope="module")
+def image():
+    build_image("--tag", IMAGE)
     return IMAGE
+
+
+@pytest.fixture(scope="module")
+def gpu_image():
+    build_image("--gpu", "--cuda-archs", "90;90", "--tag", GPU_IMAGE)
+    return GPU_IMAGE
 
 
 @pytest.mark.parametrize("user", [None, USER])
@@ -125,3 +144,26 @@ def test_bicubic_and_predict_tests_pass_inside(image, shared_datasets, user):
     tail = r.stdout[-1500:]
     assert r.returncode == 0, tail + r.stderr[-1500:]
     assert " passed" in tail and "skipped" not in tail and "failed" not in tail, tail
+
+
+def test_gpu_image_is_a_cuda_build_and_refuses_gpu_without_one(gpu_image, fetched):
+    r = in_image("bash", "-c", "tools/setup.sh --status; ldd /opt/srcaffe/cache/caffe-*-cuda-*/bin/caffe", image=gpu_image)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"build: +CUDA \(.*libcudart\.so\.13", r.stdout), r.stdout
+    assert "libcudart.so.13 => /opt/srcaffe/cache/cuda-13.0/" in r.stdout   # NVIDIA's own, from the wheels
+    r = in_image("python", "tools/predict.py", "butterfly", "--gpu", "0", image=gpu_image, user=USER,
+                 volumes=[(readable_by_all(fetched), "/datasets", "ro")])
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: --gpu 0: no GPU visible"), r.stderr
+
+
+def test_gpu_image_in_cpu_mode_trains_with_the_cpu_images_losses(image, gpu_image, fsrcnn_run):
+    """20 Adam iterations of FSRCNN x3 (fixed seed) with each image's caffe, the run folder mounted
+    at its own path: the CUDA build in CPU mode gives exactly the CPU build's losses."""
+    env = ["%s=%s" % kv for kv in CAFFE_TRAIN_ENV.items()]
+    run = [(str(fsrcnn_run), str(fsrcnn_run))]
+    on_cpu = caffe_train_losses(run_args(image, volumes=run, env=env, workdir=str(fsrcnn_run)) + ["caffe"], fsrcnn_run)
+    on_gpu_image = caffe_train_losses(run_args(gpu_image, volumes=run, env=env, workdir=str(fsrcnn_run)) + ["caffe"], fsrcnn_run)
+    assert [i for i, _ in on_cpu] == list(range(21))
+    assert on_gpu_image == on_cpu
+    assert on_cpu[-1][1] < on_cpu[0][1]
