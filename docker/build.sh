@@ -41,6 +41,11 @@ while [ $# -gt 0 ]; do
 done
 TAG=${TAG:-srcaffe:$([ "$VARIANT" = cuda ] && echo gpu || echo cpu)}
 mkdir -p "$CACHE"
+git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1 \
+    || die "$REPO is not a git clone: build with 'docker build -f docker/Dockerfile .' (.dockerignore trims the context)"
+# One build.sh at a time starts dockerd or makes the base image; builds themselves may overlap.
+exec 7>"$CACHE/.lock-docker"
+flock 7
 
 # ---- engine ------------------------------------------------------------------------------------
 engine_up() { timeout 20 docker info >/dev/null 2>&1; }
@@ -89,6 +94,7 @@ else
     have_image "$BASE" || timeout 300 docker pull -q "$BASE" >/dev/null || die "base image $BASE: not here and not pullable"
 fi
 say "base: $BASE ($(docker image inspect -f '{{.Id}}' "$BASE" | cut -c8-19))"
+exec 7>&-
 
 # ---- context and build --------------------------------------------------------------------------
 CTX=$(mktemp -d)
