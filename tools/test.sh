@@ -8,9 +8,10 @@
 # SRCAFFE_TEST_CUDA_ARCHS says otherwise: cached, no GPU needed; the venv keeps the build it links)
 # for tests/test_cuda_build.py;
 # SRCAFFE_SKIP_CUDA=1 skips both on a CPU-only machine. CI runs them.
-# tests/test_docker.py builds the CPU Docker image (docker/build.sh: installs docker.io and starts
-# dockerd when no engine answers; ~15 min the first time, Docker's layer cache after) and runs
-# README's Docker commands in it; SRCAFFE_SKIP_DOCKER=1 skips it. CI runs it.
+# tests/test_docker.py builds the CPU Docker image and an sm_90 GPU image (docker/build.sh:
+# installs docker.io and starts dockerd when no engine answers; ~45 min on 2 cores the first
+# time, Docker's layer cache after) and runs README's Docker commands in them;
+# SRCAFFE_SKIP_DOCKER=1 skips it. CI runs it.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ARGS=()
