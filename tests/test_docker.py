@@ -5,8 +5,8 @@ The GPU image is built for sm_90 only (every .cu file compiles and links; the de
 is ~6x the compile) and checked without a GPU: a CUDA build, --gpu refused in one line, and in
 CPU mode the CPU image's losses.
 
-Building costs ~10-15 min per image on two cores the first time (Caffe compiles inside); Docker's
-layer cache makes a rebuild of an unchanged recipe take seconds. SRCAFFE_SKIP_DOCKER=1 skips this
+Building costs ~13 min (CPU) and ~31 min (GPU) on two busy cores the first time (Caffe compiles
+inside); Docker's layer cache makes a rebuild of an unchanged recipe take seconds. SRCAFFE_SKIP_DOCKER=1 skips this
 module (a machine with no Docker); CI runs it.
 """
 import glob
