@@ -123,3 +123,22 @@ def test_the_overwrite_rule_is_written_once():
 def test_run_train_sh_is_a_few_lines():
     lines = [l for l in open(os.path.join(ROOT, "run_train.sh")) if l.strip()]
     assert len(lines) <= 20
+
+
+def test_no_merge_conflict_markers_are_committed():
+    """A merge was once committed half-resolved (bench/README.md): git's markers never reach a
+    tracked file. (A lone "=======" is also a Markdown heading underline, so only <<< and >>>.)"""
+    import re
+    import subprocess
+
+    files = subprocess.run(["git", "-C", ROOT, "ls-files", "-z"], capture_output=True, text=True, check=True).stdout
+    marker = re.compile(r"^(<{7}|>{7}) ", re.M)
+    found = []
+    for rel in filter(None, files.split("\0")):
+        path = os.path.join(ROOT, rel)
+        if not os.path.isfile(path) or rel.endswith((".png", ".caffemodel", ".mat", ".bmp", ".h5")):
+            continue
+        with open(path, errors="replace") as f:
+            text = f.read()
+        found += ["%s:%d" % (rel, text[:m.start()].count("\n") + 1) for m in marker.finditer(text)]
+    assert not found, "merge conflict markers in: %s" % ", ".join(found)
