@@ -28,6 +28,12 @@ die() { echo "error: $*" >&2; exit 2; }
 say() { printf '[docker %4ss] %s\n' "$SECONDS" "$*"; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {  # Debian packages, with fresh package lists (a new machine may have none)
+    command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
+    say "installing $* (log: $CACHE/apt-docker.log)"
+    { as_root apt-get update && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; } \
+        >>"$CACHE/apt-docker.log" 2>&1 || die "apt-get install $* failed (see $CACHE/apt-docker.log)"
+}
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -51,10 +57,7 @@ flock 7
 engine_up() { timeout 20 docker info >/dev/null 2>&1; }
 if ! command -v docker >/dev/null || ! engine_up; then
     if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
-        command -v apt-get >/dev/null || die "no Docker engine answers and dockerd is not installed"
-        say "installing Debian's docker.io (log: $CACHE/apt-docker.log)"
-        { as_root apt-get update && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y --no-install-recommends docker.io; } \
-            >"$CACHE/apt-docker.log" 2>&1 || die "apt-get install docker.io failed (see $CACHE/apt-docker.log)"
+        apt_install docker.io   # Debian's Docker engine and client
     fi
     say "starting dockerd (log: $CACHE/dockerd.log)"
     as_root setsid dockerd >>"$CACHE/dockerd.log" 2>&1 </dev/null &
@@ -68,9 +71,7 @@ say "engine: Docker $(docker version -f '{{.Server.Version}}' 2>/dev/null)"
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 make_base() {  # a Debian 12 root filesystem from this machine's apt sources, imported as $MADE_BASE
     local mirrors=() f
-    command -v mmdebstrap >/dev/null || { say "installing mmdebstrap"; DEBIAN_FRONTEND=noninteractive \
-        as_root apt-get install -y --no-install-recommends mmdebstrap >>"$CACHE/apt-docker.log" 2>&1 \
-        || die "apt-get install mmdebstrap failed (see $CACHE/apt-docker.log)"; }
+    command -v mmdebstrap >/dev/null || apt_install mmdebstrap
     # A Debian 12 host's own sources (its mirror, updates, security); elsewhere mmdebstrap's default.
     if grep -qx 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null; then
         for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
