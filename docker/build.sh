@@ -51,7 +51,7 @@ git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1 \
     || die "$REPO is not a git clone: build with 'docker build -f docker/Dockerfile .' (.dockerignore trims the context)"
 # One build.sh at a time starts dockerd or makes the base image; builds themselves may overlap.
 exec 7>"$CACHE/.lock-docker"
-flock 7
+flock -w 1800 7 || die "another docker/build.sh held $CACHE/.lock-docker for 30 min"
 
 # ---- engine ------------------------------------------------------------------------------------
 engine_up() { timeout 20 docker info >/dev/null 2>&1; }
@@ -60,7 +60,8 @@ if ! command -v docker >/dev/null || ! engine_up; then
         apt_install docker.io   # Debian's Docker engine and client
     fi
     say "starting dockerd (log: $CACHE/dockerd.log)"
-    as_root setsid dockerd >>"$CACHE/dockerd.log" 2>&1 </dev/null &
+    # 7>&-: dockerd outlives this script and must not hold its lock (the next build would wait forever).
+    as_root setsid dockerd >>"$CACHE/dockerd.log" 2>&1 </dev/null 7>&- &
     for _ in $(seq 60); do engine_up && break; sleep 1; done
     engine_up || { tail -n 5 "$CACHE/dockerd.log" >&2; die "dockerd did not answer within 60 s (see $CACHE/dockerd.log)"; }
 fi

@@ -18,6 +18,7 @@ import subprocess
 import pytest
 
 from srcaffe import ROOT
+from srcaffe.paths import cache_dir
 
 from helpers import CAFFE_TRAIN_ENV, caffe_train_losses, require
 
@@ -65,8 +66,11 @@ def readable_by_all(path):
 
 def build_image(*args):
     require(shutil.which("docker"), "no docker command (Debian's docker.io; see README, Docker)")
-    r = subprocess.run(["bash", BUILD, "--engine-only"], capture_output=True, text=True)
+    r = subprocess.run(["bash", BUILD, "--engine-only"], capture_output=True, text=True, timeout=600)
     require(r.returncode == 0, "no Docker engine could be started: %s" % r.stderr.strip())
+    # A dockerd that build.sh started must not keep build.sh's lock (the build would wait forever).
+    free = subprocess.run(["flock", "-n", os.path.join(cache_dir(), ".lock-docker"), "true"])
+    assert free.returncode == 0, "docker/build.sh's lock is still held after --engine-only"
     r = subprocess.run(["bash", BUILD] + list(args), capture_output=True, text=True, timeout=5400)
     assert r.returncode == 0, r.stdout + r.stderr
     print(r.stdout)
