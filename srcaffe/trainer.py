@@ -92,11 +92,6 @@ def train(plan, caffe, gpu=None, engine=None, snapshot_minutes=DEFAULT_SNAPSHOT_
         f.write("# %s %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), " ".join(cmd)))
     env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if plan.model.startswith("fsrcnn"):
-        # caffe-patches/0003's batched convolution measured 1.4x slower than the per-image path
-        # for FSRCNN's small training GEMMs (1 thread; faster for SRCNN and for inference):
-        # FSRCNN trains on the per-image path unless the user sets the budget
-        env.setdefault("CAFFE_CONV_BATCH_MB", "0")
     out.write("run folder: %s\n" % plan.run_dir)
     out.write("training %s x%d from iteration %d to %d; log: %s (Ctrl-C stops with a snapshot)\n"
               % (plan.model, plan.scale, plan.start_iter, plan.max_iter, plan.log))

@@ -124,6 +124,11 @@ CASES = {
     "deconv1x1_b4": case("Deconvolution", 4, 3, 5, 2, 1),
     "deconv1x1_b1": case("Deconvolution", 1, 3, 5, 2, 1),
     "deconv_k4s2p1_b1": case("Deconvolution", 1, 2, 6, 3, 4, s=2, p=1),
+    # output rows of 9-16 values: two blocks per row in the short-row im2col
+    "conv3x3_pad1_rows13_b3": case("Convolution", 3, 2, (5, 13), 3, 3, p=1),
+    # output rows wider than the short-row paths take (kShortRow = 32 in conv_batch.cpp)
+    "conv3x3_pad1_wide_b3": case("Convolution", 3, 2, (4, 40), 3, 3, p=1),
+    "deconv_k3s2p1_wide_b2": case("Deconvolution", 2, 3, (3, 36), 2, 3, s=2, p=1),
 }
 
 
