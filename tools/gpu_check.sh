@@ -49,7 +49,8 @@ pack() {
     [ -n "$prefix" ] && [ -x "$prefix/bin/caffe" ] \
         || die "$venv has no CUDA build of Caffe: run tools/setup.sh --cuda (or --cuda --build-only) first"
     caffe=$prefix/bin/caffe
-    ldd "$caffe" | grep -q libcudart || die "$caffe does not link libcudart: not a CUDA build"
+    # Not `ldd | grep -q` under pipefail: grep leaves at the first match and ldd dies of SIGPIPE.
+    grep -q libcudart <<<"$(ldd "$caffe")" || die "$caffe does not link libcudart: not a CUDA build"
     if [ -e "$dir" ]; then
         [ -f "$dir/$MARK" ] || [ -z "$(ls -A "$dir" 2>/dev/null)" ] \
             || die "$dir exists and is not a bundle of tools/gpu_check.sh; refusing to overwrite it"

@@ -197,7 +197,7 @@ if [ "$REBUILD" = 1 ] || [ ! -f "$PREFIX/.complete" ]; then
     if [ "$APT" = 1 ]; then
         missing=()
         for p in "${APT_PACKAGES[@]}"; do
-            dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+            [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
         done
         if [ ${#missing[@]} -gt 0 ]; then
             SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
