@@ -129,6 +129,16 @@ CASES = {
     # output rows wider than the short-row paths take (kShortRow = 32 in conv_batch.cpp)
     "conv3x3_pad1_wide_b3": case("Convolution", 3, 2, (4, 40), 3, 3, p=1),
     "deconv_k3s2p1_wide_b2": case("Deconvolution", 2, 3, (3, 36), 2, 3, s=2, p=1),
+    # images whose columns (1x1: output) pass 4 MB (kConvBandedFromBytes): the forward pass goes
+    # in bands. Bands of 202 columns on two threads, across the 150-value rows:
+    "conv3x3_pad1_banded_b2": case("Convolution", 2, 12, (80, 150), 12, 3, p=1),
+    "conv_banded_group2_stride2_dil2_b1": case("Convolution", 1, 8, (300, 200), 6, 3, s=2, p=2, d=2, group=2),
+    # GEMMs too narrow to go side by side (64 x 50 x 81): one band at a time
+    "conv9x9_banded_b1": case("Convolution", 1, 1, (120, 120), 64, 9, p=4),
+    "conv1x1_banded_b2": case("Convolution", 2, 12, (150, 150), 56, 1),
+    # col2im's side in bands of whole rows (4 MB of columns: 32 and 8 rows; 64 and 16 rows)
+    "deconv_fsrcnn_banded_b2": case("Deconvolution", 2, 16, (40, 400), 1, 9, s=3, p=4),
+    "deconv_banded_group2_dil2_b1": case("Deconvolution", 1, 4, (80, 300), 6, 3, s=2, p=1, d=2, group=2),
 }
 
 
@@ -236,7 +246,9 @@ def test_output_and_gradients_match_numpy(tmp_path, budget, name, mode):
 
 
 @pytest.mark.parametrize("name", ["conv3x3_pad1_b5", "conv_group2_stride2_b3", "conv1x1_b7",
-                                  "deconv_fsrcnn_k9s3p4_b5", "deconv_group2_dil2_b3"])
+                                  "deconv_fsrcnn_k9s3p4_b5", "deconv_group2_dil2_b3",
+                                  "conv3x3_pad1_banded_b2", "conv1x1_banded_b2",
+                                  "deconv_fsrcnn_banded_b2"])
 def test_batched_path_equals_stock_path(tmp_path, budget, name):
     """The same layer and data through both paths: equal up to the GEMMs' rounding (the batched
     path's GEMMs are wider: OpenBLAS may block the sums differently), col2im bit for bit."""
