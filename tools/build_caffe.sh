@@ -97,6 +97,11 @@ elif ! fetch_debian_source; then
     unpack_tarball "$WORK/caffe.tar.gz"
 fi
 apply_patches
+# Only what the toolkit and a Caffe user of these nets run: libcaffe, pycaffe, `caffe` and the
+# prototxt upgrade tools. Caffe's examples/ and its database/image tools (LMDB, LevelDB and
+# OpenCV are off) and the deprecated tool stubs are left out of the build.
+sed -i '/add_subdirectory(examples)/d' "$SRC/CMakeLists.txt"
+find "$SRC/tools" -maxdepth 1 -name '*.cpp' ! -name caffe.cpp ! -name 'upgrade_*.cpp' -delete
 
 # pycaffe is built for the venv's interpreter: its own headers, libpython and NumPy, so that
 # Debian's python3-numpy headers (NumPy 1.x, /usr/include/python3.11) can never be picked up.
@@ -107,7 +112,18 @@ lib = os.path.join(v("LIBDIR"), v("LDLIBRARY"))
 print("%d.%d" % __import__("sys").version_info[:2], sysconfig.get_paths()["include"], lib, numpy.get_include())
 EOF
 )
-RPATH="$PREFIX/lib"   # plus the CUDA toolkit's or MKL's lib folder below
+# Relative run paths, so that the install works wherever it is copied (a Docker image takes the
+# host's build of the same recipe): bin/ and lib/ find lib/, pycaffe's _caffe.so finds lib/ from
+# lib/python3/dist-packages/caffe/; plus the CUDA toolkit's or MKL's lib folder below.
+RPATH='$ORIGIN/../lib;$ORIGIN/../../..'
+rel_to_cache() {  # $1: a folder; prints RPATH entries for it from bin/ and lib/ (depth 1) and from
+    # pycaffe (depth 4) when it lies in the cache folder beside PREFIX, else its absolute path
+    local cache; cache=$(dirname "$PREFIX")
+    case $1 in
+        "$cache"/*) printf '$ORIGIN/../../%s;$ORIGIN/../../../../../%s' "${1#"$cache"/}" "${1#"$cache"/}" ;;
+        *) printf '%s' "$1" ;;
+    esac
+}
 CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX"
     -DBUILD_docs=OFF -DBUILD_python=ON -DBUILD_python_layer=ON
     -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=OFF -DUSE_CUDNN=OFF
@@ -126,7 +142,7 @@ if [ "${CAFFE_GPU:-0}" = 1 ]; then
     # a GPU machine's own cuBLAS/cuRAND come first through LD_LIBRARY_PATH (tools/gpu_check.sh).
     CMAKE_ARGS+=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF -DUSE_NCCL=OFF -DCUDA_TOOLKIT_ROOT_DIR="$CUDA_ROOT"
                  -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="$ARCH_BIN" -DCUDA_ARCH_PTX="$ARCH_PTX")
-    RPATH="$RPATH;$CUDA_ROOT/lib64"
+    RPATH="$RPATH;$(rel_to_cache "$CUDA_ROOT/lib64")"
 else
     CMAKE_ARGS+=(-DCPU_ONLY=ON)
 fi
@@ -142,7 +158,7 @@ case $BLAS in
         [ -e "$MKL_ROOT/lib/libmkl_rt.so" ] || ln -sf "$(ls "$MKL_ROOT"/lib/libmkl_rt.so.* | head -n1)" "$MKL_ROOT/lib/libmkl_rt.so"
         mkdir -p "$MKL_ROOT/lib/intel64" && ln -sf "$MKL_ROOT"/lib/lib*.so* "$MKL_ROOT/lib/intel64/" 2>/dev/null || true
         CMAKE_ARGS+=(-DBLAS=MKL -DMKL_USE_SINGLE_DYNAMIC_LIBRARY=ON -DMKL_MULTI_THREADED=ON -DMKL_ROOT="$MKL_ROOT")
-        RPATH="$RPATH;$MKL_ROOT/lib"
+        RPATH="$RPATH;$(rel_to_cache "$(cd "$MKL_ROOT" && pwd)/lib")"
         export MKLROOT=$MKL_ROOT ;;
     *) die "unknown BLAS '$BLAS' (use open or mkl)" ;;
 esac

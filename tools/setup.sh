@@ -135,7 +135,10 @@ if [ "$VARIANT" = cuda ]; then
     mkdir -p "$CACHE"
     CUDA_ROOT=$(PYTHON=$PY LOG=$CACHE/cuda-toolchain.log bash "$REPO/tools/cuda_toolchain.sh") || exit 2
     CUDA_ARCHS=$(CUDA_HOME=$CUDA_ROOT bash "$REPO/tools/cuda_toolchain.sh" --archs) || exit 2
-    CUDA_ID="$("$CUDA_ROOT/bin/nvcc" --version | grep -o 'release [0-9.]*, V[0-9.]*'), archs $CUDA_ARCHS, $CUDA_ROOT"
+    # The toolkit's own PyPI toolchain is named by its pins, not its path: a build copied with the
+    # cache folder (a Docker image) keeps its key.
+    where=$CUDA_ROOT; [ "$CUDA_ROOT" = "$CACHE/cuda-13.0/root" ] && where="pypi $(sha256sum "$REPO/tools/cuda-toolchain.txt" | cut -c1-12)"
+    CUDA_ID="$("$CUDA_ROOT/bin/nvcc" --version | grep -o 'release [0-9.]*, V[0-9.]*'), archs $CUDA_ARCHS, $where"
 fi
 
 NUMPY_VER=$("$PY" -c 'import numpy; print(numpy.__version__)')
