@@ -6,7 +6,7 @@
     Caffe's per-image convolution, same binary);
   - OpenCV's DNN module (cv2.dnn.readNetFromCaffe) on the same deploy prototxt and caffemodel and
     the same input, with the largest absolute difference of its output from pycaffe's;
-  - the toolkit's own path, srcaffe.inference.Model.upscale_y (replicate padding, tiles within
+  - the toolkit's own path, srcaffe.models.load_model(...).upscale_y (replicate padding, tiles within
     its memory budget, a net reshape per tile, float64 in and out), as tools/predict.py runs it.
 
 Rounds are interleaved (every engine once per round); median and range of --repeat rounds,
@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import inference, paths  # noqa: E402
+from srcaffe import models, paths  # noqa: E402
 
 SCALE = 3
 SWITCH = "CAFFE_CONV_BATCH_MB"
@@ -83,13 +83,13 @@ def main(argv=None):
         if not os.path.isfile(weights):
             print("%s: no shipped weights (%s); skipped" % (arch, weights))
             continue
-        model = inference.Model(arch, SCALE, weights)
+        model = models.load_model(weights, SCALE, arch=arch)
         pad = model.pad_px
         x = np.pad(lr, pad, mode="edge").astype(np.float32)[None, None]
-        with inference.deploy_prototxt(arch, SCALE) as prototxt:
-            set_budget(user_budget)
-            net = caffe.Net(prototxt, weights, caffe.TEST)
-            cvnet = cv2.dnn.readNetFromCaffe(prototxt, weights)
+        prototxt = paths.net_file(arch, SCALE, "deploy")
+        set_budget(user_budget)
+        net = caffe.Net(prototxt, weights, caffe.TEST)
+        cvnet = cv2.dnn.readNetFromCaffe(prototxt, weights)
         cvnet.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         cvnet.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
         inp, out = net.inputs[0], net.outputs[0]

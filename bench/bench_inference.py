@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import inference, matlab, nets, paths  # noqa: E402
+from srcaffe import inference, matlab, models, nets, paths, pycaffe  # noqa: E402
 from srcaffe.evaluation import prepare_pair  # noqa: E402
 from srcaffe.hdf5_patches import dataset_images  # noqa: E402
 
@@ -30,11 +30,8 @@ SCALE = 3
 
 def random_weights(arch, path):
     """A caffemodel of the deploy net with its fillers' random weights."""
-    import caffe
-    caffe.set_mode_cpu()
-    with inference.deploy_prototxt(arch, SCALE) as prototxt:
-        net = caffe.Net(prototxt, caffe.TEST)
-    net.save(path)
+    pycaffe.caffe().set_mode_cpu()
+    pycaffe.net(inference.deploy_prototxt(nets.arch(arch, SCALE))).save(path)
 
 
 def timed(fn, items, repeat):
@@ -73,7 +70,7 @@ def main(argv=None):
                 weights, kind = os.path.join(tmp, "random.caffemodel"), "random (no trained model found)"
                 random_weights(a.arch, weights)
         t0 = time.perf_counter()
-        model = inference.load_model(weights, scale=SCALE, model=a.arch, tile=a.tile)
+        model = models.load_model(weights, scale=SCALE, arch=a.arch, tile=a.tile)
         load_s = time.perf_counter() - t0
 
         load = os.getloadavg()

@@ -65,7 +65,7 @@ def main(argv=None):
     import cv2
     import numpy as np
 
-    from srcaffe import datasets, inference, matlab, video
+    from srcaffe import datasets, inference, matlab, models, nets, paths, pycaffe, video
     from srcaffe.images import load_image
 
     if a.threads:
@@ -86,14 +86,11 @@ def main(argv=None):
         for arch, w, h, label in configs:
             n = a.frames
             clip = video.pan_zoom_clip(os.path.join(tmp, "clip_%dx%d.mp4" % (w, h)), image, w, h, n)
-            weights, kind = inference.shipped_weights(arch, SCALE), "shipped"
+            weights, kind = paths.shipped_weights(arch, SCALE), "shipped"
             if not os.path.isfile(weights):
-                import caffe
                 weights, kind = os.path.join(tmp, arch + ".caffemodel"), "random (no trained model found)"
-                with inference.deploy_prototxt(arch, SCALE) as proto:
-                    caffe.Net(proto, caffe.TEST).save(weights)
-            model = inference.load_model(weights, scale=SCALE, model=arch)
-            model.tile = max(model.tile, model.auto_tile(video.VIDEO_MEMORY))
+                pycaffe.net(inference.deploy_prototxt(nets.arch(arch, SCALE))).save(weights)
+            model = models.load_model(weights, scale=SCALE, arch=arch)
 
             def decode():
                 src = video.Source(clip)
@@ -102,14 +99,14 @@ def main(argv=None):
                 finally:
                     src.close()
             frames = decode()
-            fnet = video.FrameNet(model, h, w)
+            fnet = model.frame_upscaler(h, w, video.VIDEO_MEMORY)
             chroma = video.ChromaUpscaler(SCALE, w, h)
             sr = [video._even(video.upscale_frame(fnet, p, chroma)) for p in frames]
             p = model.pad_px
             inputs = [np.pad(matlab.im2double(f[0]), p, mode="edge").astype(np.float32) for f in frames]
             net = model.net
             blob = net.blobs[model.input_name]
-            dnn = cv2.dnn.readNetFromCaffe(os.path.join(inference.ROOT, "prototxt", "%s_x3_deploy.prototxt" % arch),
+            dnn = cv2.dnn.readNetFromCaffe(os.path.join(paths.ROOT, "prototxt", "%s_x3_deploy.prototxt" % arch),
                                            weights)
             diff = 0.0
 

@@ -15,7 +15,11 @@ The pipeline, module by module (tools/*.py are thin command-line entry points ov
   weights        .caffemodel files: read, identified, checked (never by Caffe first)
   snapshot_eval  Set5/Set14 PSNR of a run's snapshots (the papers' convergence figures)
   release        shipping a run's weights into models/
-  inference      pycaffe on whole images, tiled and banded (predict)
+  models         which model a spec means (shipped name, official name, caffemodel, run
+                 folder): one resolver, returning an Upscaler (upscaling: the interface, colour,
+                 bands); inference: the toolkit's nets on whole images, tiled; pycaffe: the one
+                 caffe.Net loader and forward
+  predict        the authors' demo on one image (ground truth / upscale); outputs: their names
   evaluation     per-image and mean PSNR/SSIM of a method (metrics: PSNR/SSIM as MATLAB)
   official/      the authors' released models in Caffe (registry, .mat, deploy nets, model, fetch)
   mmsr/          multi-model SR: texture classes (TVAT), class data, jobs, routed reconstruction
@@ -23,4 +27,17 @@ The pipeline, module by module (tools/*.py are thin command-line entry points ov
                  one place each for: locations and SRCAFFE_* variables, safe writes and the
                  overwrite rule, the one-line error, command-line plumbing, the venv
 """
-from .paths import ROOT  # noqa: F401
+import os
+
+# Caffe's glog prints every layer it sets up unless told otherwise before caffe (or caffe.proto)
+# is first imported: quiet by default for everything of the toolkit, the user's setting wins.
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+from .paths import ROOT  # noqa: F401,E402
+
+
+def load_model(spec, scale=None, arch=None, pad="replicate", tile=None):
+    """An Upscaler for a model spec (srcaffe.models.load_model): `.upscale(rgb_uint8)`,
+    `.upscale_y(y_float)`, name, scale, arch."""
+    from .models import load_model as load
+    return load(spec, scale=scale, arch=arch, pad=pad, tile=tile)

@@ -31,3 +31,33 @@ class ArgumentParser(argparse.ArgumentParser):
             message = "unknown option %s" % ", ".join("'%s'" % a for a in message.split(": ", 1)[1].split())
         print("error: %s (see %s --help)" % (message, self.prog), file=sys.stderr)
         sys.exit(2)
+
+
+# ---- options several tools share (one definition each) -----------------------------------------
+
+MODEL_HELP = ("a name (fsrcnn, fsrcnn-s, srcnn, srcnn-935, srcnn-955: models/NAME_xS.caffemodel), "
+              "an official name (official-fsrcnn, official-fsrcnn-s, official-srcnn-915, ...: the authors' "
+              "released weights), a .caffemodel file or a run folder (its newest snapshot)")
+
+
+def add_scale(p, default=3, required=False):
+    from .nets import SCALES
+    p.add_argument("--scale", type=int, choices=SCALES, required=required, default=None if required else default,
+                   help="upscaling factor" + ("" if required else " (default %d)" % default))
+
+
+def add_model_options(p, many=False, default="fsrcnn"):
+    """--model (one, or with many=True several), --arch, --pad, --tile and --gpu."""
+    from .outputs import PADS
+    if many:
+        p.add_argument("--model", nargs="+", metavar="SPEC", help="models to evaluate, each " + MODEL_HELP)
+    else:
+        p.add_argument("--model", default=default, metavar="SPEC", help="%s (default %s)" % (MODEL_HELP, default))
+    p.add_argument("--arch", metavar="MODEL", help="architecture of a .caffemodel: fsrcnn, fsrcnn-s, fsrcnn-D-S-M, "
+                   "srcnn, srcnn-935, srcnn-955 (default: read from its weights)")
+    p.add_argument("--pad", choices=PADS, default="replicate",
+                   help="border padding of the net input: edge pixels repeated (default) or zeros")
+    p.add_argument("--tile", type=int, metavar="N",
+                   help="tile side in LR pixels (default: the largest within about 256 MB of Caffe memory; "
+                        "the result does not depend on it)")
+    p.add_argument("--gpu", type=int, metavar="ID", help="run Caffe on this GPU (a CUDA build: tools/setup.sh --cuda)")

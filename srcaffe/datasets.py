@@ -156,8 +156,9 @@ def fetch(name, source_dir=None, root=None, force=False, log=None):
     failed = _fetch_remote(name, todo, folder, log)
     if failed:
         first = sorted(failed)[0]
-        raise UserError("%s: could not fetch %d file(s), first %s (%s)"
-                        % (name, len(failed), os.path.join(folder, first), failed[first]))
+        raise UserError("%s: could not fetch %d file(s), first %s (%s); offline, copy them from a folder "
+                        "that has them: python3 tools/datasets.py fetch %s --from DIR"
+                        % (name, len(failed), os.path.join(folder, first), failed[first], name))
     return len(todo)
 
 
@@ -165,11 +166,29 @@ def _more(items):
     return " (and %d more)" % (len(items) - 1) if len(items) > 1 else ""
 
 
+def is_registered(name_or_path):
+    """The name of a registered dataset (Set5, set14, ...), and no folder of that name here."""
+    key = str(name_or_path)
+    return key.lower() in (k.lower() for k in DATASETS) and not os.path.isdir(key)
+
+
+def is_image_set(name_or_path):
+    """A folder or a registered dataset's name: the tools then process every image in it."""
+    return os.path.isdir(str(name_or_path)) or (not os.path.exists(str(name_or_path)) and is_registered(name_or_path))
+
+
+def set_name(name_or_path):
+    """What tables call an image set: a registered dataset's own name, else the folder's name."""
+    if is_registered(name_or_path):
+        return canonical_name(name_or_path)
+    return os.path.basename(os.path.normpath(str(name_or_path)))
+
+
 def list_images(name_or_path, root=None):
     """Sorted image paths of a registered dataset (verified first: a missing or corrupt file is a
     UserError naming it) or of any folder (png/bmp/jpg/jpeg/tif, any case)."""
     key = str(name_or_path)
-    if key.lower() in (k.lower() for k in DATASETS) and not os.path.isdir(key):
+    if is_registered(key):
         name = canonical_name(key)
         probs = verify(name, root)
         if probs:

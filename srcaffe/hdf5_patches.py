@@ -10,7 +10,8 @@ degrees and bicubic-downscaled by 1.0/0.9/0.8/0.7/0.6 before the above (on uint8
 script saved its augmented images as .bmp).
 
 Layout: a folder per geometry under data/, with train_NNN.h5 + train.txt, test.h5 + test.txt
-(absolute paths, for Caffe run from the repository) and meta.json. A run gives Caffe
+(paths relative to the repository root for Caffe run from there: `caffe train -solver
+solvers/...`) and meta.json. A run gives Caffe
 lists of absolute paths written into its run folder (source_lists), after checking every file.
 One process prepares a folder at a time (a lock); it is written aside and renamed into place
 whole, so an interrupted preparation leaves nothing that looks prepared, and is cleaned up by
@@ -29,7 +30,7 @@ import numpy as np
 from . import datasets, files, matlab, nets
 from .errors import UserError
 from .images import load_image
-from .paths import data_root, datasets_source
+from .paths import ROOT, data_root, datasets_source
 
 AUG_ROTATIONS = (0, 1, 2, 3)            # multiples of 90 degrees (rot90's k)
 AUG_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6)
@@ -218,11 +219,12 @@ def _write(model, scale, g, augment, train_set, test_set, stride, out, final, lo
         write_h5(os.path.join(out, names[-1]), inputs[first:first + PATCHES_PER_FILE],
                  labels[first:first + PATCHES_PER_FILE])
     write_h5(os.path.join(out, "test.h5"), test_in, test_lab)
-    # Absolute paths, as Caffe's HDF5Data reads them from the repository (`caffe train -solver
-    # solvers/...`); runs resolve them in the folder itself (source_lists), so a moved or copied
-    # folder trains on its own files.
-    files.write_text(os.path.join(out, "train.txt"), "".join(os.path.join(final, n) + "\n" for n in names))
-    files.write_text(os.path.join(out, "test.txt"), os.path.join(final, "test.h5") + "\n")
+    # Caffe's HDF5Data opens the listed paths from its working folder: relative to the repository
+    # for a folder inside it (`caffe train -solver solvers/...` from the repository root, wherever
+    # the clone is), else absolute. Runs resolve them in the folder itself (listed_files), so a
+    # moved or copied folder trains on its own files.
+    files.write_text(os.path.join(out, "train.txt"), "".join(list_entry(final, n) + "\n" for n in names))
+    files.write_text(os.path.join(out, "test.txt"), list_entry(final, "test.h5") + "\n")
     meta = dict(scale=scale, input_size=g.input_size, label_size=g.label_size, label_offset=g.label_offset,
                 upsampled_input=g.upsampled_input, stride=stride, augment=augment, train_set=train_set,
                 test_set=test_set, train_patches=len(inputs), test_patches=len(test_in),
@@ -235,8 +237,15 @@ def is_prepared(folder):
     return os.path.isfile(os.path.join(folder, "meta.json"))
 
 
+def list_entry(folder, name):
+    """How a source list names folder/name: relative to the repository root when inside it."""
+    path = os.path.abspath(os.path.join(folder, name))
+    inside = os.path.commonpath([path, ROOT]) == ROOT
+    return os.path.relpath(path, ROOT) if inside else path
+
+
 def listed_files(folder, name):
-    """The HDF5 files a list names: relative to the folder (or, in older folders, absolute paths
+    """The HDF5 files a list names (relative to the repository root, or absolute paths
     that are resolved to the file of that name in this folder, so a moved or copied folder
     reads its own files)."""
     try:

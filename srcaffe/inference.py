@@ -1,9 +1,7 @@
-"""Run a trained FSRCNN / SRCNN caffemodel with pycaffe on whole images, tile by tile.
+"""The toolkit's own FSRCNN / SRCNN caffemodels in pycaffe, on whole images, tile by tile.
 
-    model = load_model("fsrcnn", scale=3)            # models/fsrcnn_x3.caffemodel
-    model = load_model("run/fsrcnn_x3_iter_1000.caffemodel")   # architecture read from the shapes
+    model = srcaffe.load_model("fsrcnn", scale=3)   # models/fsrcnn_x3.caffemodel (srcaffe.models)
     sr_y = model.upscale_y(lr_y)                     # float64, scale times larger
-    evaluate(model.upscaler, images, 3, "fsrcnn")    # plugs into srcaffe.evaluation
 
 Borders: the nets use no padding (as in training), so the input is padded before the net runs:
 'replicate' (edge pixels repeated, the default: closer to the authors' test code than zeros) or
@@ -12,102 +10,48 @@ is the net's output for HR pixel h (nets.centre_offset); SRCNN gets its bicubic-
 padded by centre_offset pixels. Tiles overlap by what each output pixel's receptive field needs,
 so a tiled result equals the whole-image result.
 
-Every caffemodel is checked against the architecture before Caffe sees it: Caffe aborts the
-whole process on a mismatch.
+Every caffemodel is checked against the architecture before Caffe sees it (srcaffe.models):
+Caffe aborts the whole process on a mismatch.
 """
-import contextlib
 import os
-import tempfile
-
-os.environ.setdefault("GLOG_minloglevel", "2")   # before caffe is imported: no glog chatter
 
 import numpy as np
 
-from . import matlab, nets
+from . import matlab, pycaffe
 from .errors import UserError
-from .paths import ROOT, net_file, shipped_weights
-from .weights import check_scale, check_weights, identify
-
-PADS = ("replicate", "zero")
+from .paths import net_file
+from .outputs import PADS
+from .upscaling import MEMORY_BUDGET, Upscaler
 DEFAULT_TILE = None    # tile side in LR pixels; None: the largest within MEMORY_BUDGET
-MEMORY_BUDGET = 256 << 20   # bytes of Caffe blobs and im2col buffers for one tile
-DEFAULT_SCALE = 3
 
 
-# ---- the model ------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def deploy_prototxt(model, scale):
-    """Path of the deploy prototxt: the committed one, or (a variant such as fsrcnn-D-S-M) the
-    generator's text in a temporary file."""
-    path = net_file(model, scale, "deploy")
-    if os.path.isfile(path):
-        yield path
-        return
-    with tempfile.NamedTemporaryFile("w", suffix=".prototxt") as f:
-        f.write(nets.arch(model, scale).deploy_prototxt())
-        f.flush()
-        yield f.name
+def deploy_prototxt(arch):
+    """The deploy prototxt of an Architecture: the committed file, or (a variant such as
+    fsrcnn-D-S-M) the generator's text."""
+    path = net_file(arch.name, arch.scale, "deploy")
+    return path if os.path.isfile(path) else arch.deploy_prototxt()
 
 
-def _is_model_name(text):
-    try:
-        nets.architecture(text)
-        return not text.endswith(".caffemodel")
-    except UserError:
-        return False
+class Model(Upscaler):
+    """A caffemodel of the toolkit's architectures (an srcaffe.nets.Architecture, derived once and
+    passed in): upscale_y (Y in [0,1] -> float64 SR Y) and the rest of the Upscaler interface."""
 
-
-def load_model(name_or_path, scale=None, model=None, pad="replicate", tile=DEFAULT_TILE):
-    """A Model from a model name (the toolkit's models/<name>_x<scale>.caffemodel) or a
-    .caffemodel path (architecture `model`, or identified from the blob shapes)."""
-    scale = DEFAULT_SCALE if scale is None else int(scale)
-    nets.check_scale(scale)
-    if model is not None:
-        nets.architecture(model)
-    if _is_model_name(name_or_path):
-        if model is not None and model != name_or_path:
-            raise UserError("--arch %s contradicts the model name %s" % (model, name_or_path))
-        model, path = name_or_path, shipped_weights(name_or_path, scale)
-        if not os.path.isfile(path):
-            raise UserError("%s: not found; train one with ./run_train.sh %s (see models/README.md) "
-                            "or pass --model FILE.caffemodel" % (os.path.relpath(path, ROOT), model))
-    else:
-        path = os.fspath(name_or_path)
-        if not os.path.exists(path) and os.sep not in path and not path.endswith(".caffemodel"):
-            raise UserError("%s: no such file, and not a model name (known: %s, fsrcnn-D-S-M)"
-                            % (path, ", ".join(nets.MODELS)))
-    if model is None:
-        model = identify(path, scale)
-    else:
-        check_weights(path, model, scale)
-    notes = []
-    check_scale(path, scale, log=notes.append)
-    loaded = Model(model, scale, path, pad=pad, tile=tile)
-    loaded.notes = notes    # e.g. that the weights record no scale: for the tool to print with its results
-    return loaded
-
-
-class Model:
-    """A loaded caffemodel: upscale_y (Y in [0,1] -> float64 SR Y), upscale_rgb (uint8 -> uint8)."""
-
-    def __init__(self, model, scale, weights, pad="replicate", tile=DEFAULT_TILE):
-        import caffe
-
+    def __init__(self, arch, weights, pad="replicate", tile=DEFAULT_TILE, name=None, notes=()):
         if pad not in PADS:
             raise UserError("--pad must be one of %s, not %s" % ("/".join(PADS), pad))
         if tile is not None and int(tile) < 1:
             raise UserError("--tile must be at least 1 LR pixel, not %s" % tile)
-        self.name, self.scale, self.weights, self.pad = model, scale, weights, pad
-        self.notes = []
-        self.architecture = arch = nets.arch(model, scale)    # layers, geometry, offsets: derived once
+        self.arch, self.scale, self.weights, self.pad = arch, arch.scale, weights, pad
+        self.name = name or arch.name       # what outputs are called
+        self.notes = list(notes)
         self.layers = arch.layers
         self.upsampled = arch.upsampled_input
+        self.tile_given = tile is not None
         self.tile = int(tile) if tile is not None else self.auto_tile()
         self.up = int(np.prod([l.stride for l in self.layers if l.kind == "deconv"]))   # output px per input px
         self.offset = arch.centre_offset
         # the least LR size whose unpadded output is not empty
-        factor = scale if self.upsampled else 1
+        factor = self.scale if self.upsampled else 1
         self.min_lr = next(n for n in range(1, 1000) if arch.output_size(n * factor) >= 1)
         # pad p input pixels: output pixel 0 must lie at or before target pixel 0 (c >= 0) and the
         # output must reach the last target pixel (independent of the image size: try one)
@@ -115,12 +59,8 @@ class Model:
         self.pad_px = next(p for p in range(0, 1000) if self.up * p - self.offset >= 0
                            and arch.output_size(n + 2 * p) >= self.up * p - self.offset + n * self.up)
         self.crop = self.up * self.pad_px - self.offset
-        with deploy_prototxt(model, scale) as prototxt:
-            self.net = caffe.Net(prototxt, weights, caffe.TEST)
+        self.net = pycaffe.net(deploy_prototxt(arch), weights)
         self.input_name, self.output_name = self.net.inputs[0], self.net.outputs[0]
-
-    def __repr__(self):
-        return "Model(%s x%d, %s)" % (self.name, self.scale, self.weights)
 
     def auto_tile(self, budget=MEMORY_BUDGET):
         """Largest tile side (LR pixels, at most 1024) whose Caffe memory stays within budget:
@@ -138,17 +78,6 @@ class Model:
                 floats += px * layer.num_output
             n_in = layer.num_output
         return int(min(1024, max(16, (budget / (4.0 * floats)) ** 0.5)))
-
-    @property
-    def upscaler(self):
-        """(lr_y, scale) -> sr_y, for srcaffe.evaluation.evaluate."""
-        return self.upscale_y
-
-    def check_size(self, lr_shape, what="image"):
-        h, w = lr_shape[:2]
-        if min(h, w) < self.min_lr:
-            raise UserError("%s: too small for %s x%d: its LR image is %dx%d pixels, the network needs "
-                            "at least %dx%d" % (what, self.name, self.scale, w, h, self.min_lr, self.min_lr))
 
     def _span(self, lo, hi):
         """Input pixels [lo, hi] that output pixels lo..hi depend on (same frame as a full run)."""
@@ -171,17 +100,11 @@ class Model:
         return slice(a, b), slice(first, first + t1 - t0)
 
     def _forward(self, x):
-        blob = self.net.blobs[self.input_name]
-        blob.reshape(1, 1, *x.shape)
-        self.net.reshape()
-        blob.data[0, 0] = x
-        self.net.forward()
-        return self.net.blobs[self.output_name].data[0, 0].astype(np.float64)
+        return pycaffe.forward(self.net, x, self.input_name, self.output_name).astype(np.float64)
 
     def upscale_y(self, lr_y, scale=None):
         """SR Y (float64, scale*H x scale*W, unclipped) of an LR Y image (float in [0,1])."""
-        if scale is not None and int(scale) != self.scale:
-            raise UserError("%s is a x%d model; it cannot upscale x%s" % (self.weights, self.scale, scale))
+        self.check_scale(scale)
         lr = np.asarray(lr_y, dtype=np.float64)
         if lr.ndim != 2:
             raise UserError("upscale_y expects an HxW Y image, got shape %s" % (lr.shape,))
@@ -200,72 +123,56 @@ class Model:
                 sr[t0:t1, u0:u1] = self._forward(x[rows_in, cols_in])[rows_out, cols_out]
         return sr
 
-    def upscale_rgb(self, lr_rgb):
-        """uint8 RGB (or grayscale) LR image -> uint8 SR image: Y through the net, Cb/Cr bicubic.
-        Processed in bands of LR rows (memory bounded by MEMORY_BUDGET whatever the image size;
-        the result equals the whole-image one)."""
-        return in_bands(self._upscale_rgb_whole, lr_rgb, self.scale)
+    def context_px(self):
+        """Exact: the input span the tiling derives from the layers, for an LR block's SR block,
+        back in LR pixels (SRCNN, whose input is the bicubic-upscaled image: 2 more LR pixels for
+        the 4-tap bicubic kernel)."""
+        a, b, s = 100, 110, self.scale           # any block: the span is translation invariant
+        lo, hi = self._span(s * a + self.crop, s * b - 1 + self.crop)
+        if self.upsampled:                       # rows [a, b) of LR = rows [s*a, s*b) of the HR input
+            lo, hi = (lo - self.pad_px) // s - 2, -(-(hi - self.pad_px) // s) + 2
+        else:
+            lo, hi = lo - self.pad_px, hi - self.pad_px
+        return max(0, a - lo, hi - (b - 1))
 
-    def _upscale_rgb_whole(self, img):
-        if img.ndim == 2:
-            return matlab.to_uint8(self.upscale_y(matlab.im2double(img)))
-        ycbcr = matlab.im2double(matlab.rgb2ycbcr(img))   # uint8 YCbCr as demo_SR.m reads it
-        return merge_colour(self.upscale_y(ycbcr[..., 0]), ycbcr, self.scale)
-
-
-def merge_colour(sr_y, lr_ycbcr, scale):
-    """uint8 RGB from an SR Y channel and the bicubic-upscaled Cb/Cr of the LR YCbCr (float)."""
-    cbcr = matlab.imresize(np.asarray(lr_ycbcr)[..., 1:], scale)
-    return matlab.to_uint8(matlab.ycbcr2rgb(np.dstack([sr_y, cbcr])))
-
-
-def bicubic_rgb(lr_rgb, scale):
-    """uint8 image upscaled by MATLAB's bicubic (Y and Cb/Cr, as the papers' bicubic images), in bands."""
-    def whole(img):
-        if img.ndim == 2:
-            return matlab.to_uint8(matlab.imresize(matlab.im2double(img), scale))
-        ycbcr = matlab.im2double(matlab.rgb2ycbcr(img))
-        return merge_colour(matlab.imresize(ycbcr[..., 0], scale), ycbcr, scale)
-    return in_bands(whole, lr_rgb, scale)
+    def frame_upscaler(self, height, width, memory=None):
+        """A FrameNet; without a tile size given, frames fit in one tile up to `memory` bytes."""
+        if memory and not self.tile_given:
+            self.tile = max(self.tile, self.auto_tile(memory))
+        return FrameNet(self, height, width)
 
 
-# Bands: an LR row band is upscaled with BAND_MARGIN extra rows on each side, more than the
-# network's receptive field and the bicubic kernel's support reach, so its inner rows are exactly
-# those of the whole image; only the uint8 result is image-sized.
-BAND_MARGIN = 16                 # LR rows
-BYTES_PER_HR_PIXEL = 200         # float64 working arrays of one band (Y, Cb/Cr, RGB, the net's blobs)
-MAX_OUTPUT_BYTES = 2 << 30       # the uint8 result: larger images are refused
+class FrameNet:
+    """uint8 LR Y -> uint8 SR Y, equal to to_uint8(model.upscale_y(im2double(y))), without its
+    per-call work: the whole frame is one tile, the net is shaped once for the video's frame size
+    and reused for every frame, and Caffe's float32 output goes to uint8 in one pass. Falls back
+    to upscale_y when the frame needs tiles (--tile, or too big for the tile budget) or when the
+    net takes a bicubic-upscaled input (SRCNN)."""
+
+    def __init__(self, model, height, width):
+        self.model = model
+        p = model.pad_px
+        self.shape = (height + 2 * p, width + 2 * p)
+        target = (height * model.up, width * model.up)
+        rows, self.rows = model._axis(0, target[0], self.shape[0])
+        cols, self.cols = model._axis(0, target[1], self.shape[1])
+        self.whole = (not model.upsampled and model.tile * model.scale >= max(target)
+                      and rows == slice(0, self.shape[0]) and cols == slice(0, self.shape[1]))
+
+    def __call__(self, y):
+        m = self.model
+        if not self.whole:
+            return matlab.to_uint8(m.upscale_y(matlab.im2double(y)))
+        # the same float32 input upscale_y gives Caffe: im2double, padded, cast
+        x = np.pad(matlab.im2double(y), m.pad_px, mode="edge" if m.pad == "replicate" else "constant")
+        return sr_to_uint8(pycaffe.forward(m.net, x, m.input_name, m.output_name)[self.rows, self.cols])
 
 
-def check_output_size(shape, scale, what="image"):
-    h, w = shape[:2]
-    channels = 3 if len(shape) == 3 else 1
-    need = h * scale * w * scale * channels
-    if need > MAX_OUTPUT_BYTES:
-        raise UserError("%s: %dx%d upscaled x%d is %.1f GB of output, more than the %.1f GB this tool holds; "
-                        "crop or downscale it first" % (what, w, h, scale, need / 1e9, MAX_OUTPUT_BYTES / 1e9))
-
-
-def band_rows(width, scale, budget=MEMORY_BUDGET):
-    return max(8, int(budget / (BYTES_PER_HR_PIXEL * width * scale * scale)))
-
-
-def in_bands(upscale, img, scale, rows=None):
-    """upscale(LR rows) -> their SR rows, applied band by band; returns the whole uint8 result."""
-    img = np.asarray(img)
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
-    check_output_size(img.shape, scale)
-    h = img.shape[0]
-    rows = rows or band_rows(img.shape[1], scale)
-    if h <= rows + 2 * BAND_MARGIN:
-        return upscale(img)
-    out = None
-    for a in range(0, h, rows):
-        b = min(a + rows, h)
-        a0, b0 = max(0, a - BAND_MARGIN), min(h, b + BAND_MARGIN)
-        sr = upscale(img[a0:b0])
-        if out is None:
-            out = np.empty((h * scale,) + sr.shape[1:], dtype=sr.dtype)
-        out[a * scale:b * scale] = sr[(a - a0) * scale:(b - a0) * scale]
-    return out
+def sr_to_uint8(out):
+    """matlab.to_uint8 of float32 network output, in fewer passes over a full-HD frame: v = x*255
+    in float64 (exact for a float32 x), then floor(v + 0.5) saturated to 0..255, which is MATLAB's
+    round-half-away for v >= 0 and 0 for v < 0 either way (tests/test_video.py checks equality)."""
+    v = np.multiply(out, 255.0, dtype=np.float64)
+    v += 0.5
+    np.clip(v, 0.0, 255.0, out=v)
+    return v.astype(np.uint8)

@@ -173,8 +173,11 @@ def param_shapes(model, scale):
 
 # ---- prototxt ---------------------------------------------------------------------------------
 
-def _net_spec(model, scale, data, frozen=False):
+def _net_spec(model, scale, data, frozen=False, init="authors"):
     """Build a NetSpec: `data(n)` adds the input layer(s); returns (spec, last top).
+
+    init: 'authors' (their gaussian fillers) or 'he' (Caffe's msra filler, He et al.: gaussian
+    with std sqrt(2/fan_in); how SRCNN starts under Adam: srcaffe.runs.default_init).
 
     frozen: lr_mult 0 on every layer but the last, the paper's way to get x2/x4 FSRCNN from the
     x3 model (only the deconvolution is fine-tuned; its weights have the same shape at every scale).
@@ -191,7 +194,8 @@ def _net_spec(model, scale, data, frozen=False):
         lr_mult = (0, 0) if frozen and not last else layer.lr_mult
         params = [dict(lr_mult=lr_mult[0]), dict(lr_mult=lr_mult[1])]
         conv_param = dict(num_output=layer.num_output, kernel_size=layer.kernel, stride=layer.stride,
-                          pad=layer.pad, weight_filler=dict(type="gaussian", std=layer.std),
+                          pad=layer.pad, weight_filler=dict(type="msra") if init == "he"
+                          else dict(type="gaussian", std=layer.std),
                           bias_filler=dict(type="constant", value=0))
         if layer.kind == "conv":
             top = L.Convolution(top, param=params, convolution_param=conv_param)
@@ -207,7 +211,7 @@ def _net_spec(model, scale, data, frozen=False):
     return n, top
 
 
-def train_test_net(model, scale, train_source, test_source, label_size, frozen=False):
+def train_test_net(model, scale, train_source, test_source, label_size, frozen=False, init="authors"):
     """Train/test prototxt (HDF5Data), EuclideanLoss, and a test-phase PSNR computed by Caffe."""
     def data(n, L, P):
         n.data, n.label = L.HDF5Data(hdf5_data_param=dict(source=train_source, batch_size=TRAIN_BATCH),
@@ -216,7 +220,7 @@ def train_test_net(model, scale, train_source, test_source, label_size, frozen=F
                                                include=dict(phase=1), ntop=2)
     from caffe import layers as L
 
-    n, top = _net_spec(model, scale, data, frozen)
+    n, top = _net_spec(model, scale, data, frozen, init)
     n.loss = L.EuclideanLoss(top, n.label)
     # Test-phase PSNR on [0,1], computed by Caffe's own layers (no Python layer): a second,
     # weightless Euclidean loss (so `loss` stays a reported output) gives sum(diff^2) / (2*batch);

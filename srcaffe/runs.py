@@ -120,22 +120,16 @@ def relocated(path, state, run_dir):
 # ---- the segment's net and solver -----------------------------------------------------------------
 
 def segment_net(model, scale, kind, sources, init):
-    """The committed train/test net with this run's data lists and initial fillers."""
+    """The committed train/test net (of He's fillers where init is 'he') with this run's data lists."""
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
-    with open(net_file(model, scale, kind)) as f:
+    with open(net_file(model, scale, "he_" + kind if init == "he" else kind)) as f:
         net = text_format.Parse(f.read(), caffe_pb2.NetParameter())
     for layer in net.layer:
         if layer.type == "HDF5Data":
             phase = layer.include[0].phase if layer.include else caffe_pb2.TRAIN
             layer.hdf5_data_param.source = sources[phase == caffe_pb2.TEST]
-        if init == "he" and layer.type in ("Convolution", "Deconvolution"):
-            # Caffe's msra filler (He et al.: gaussian, std sqrt(2/fan_in)) for the authors'
-            # gaussian std 0.001; the biases stay constant 0.
-            filler = layer.convolution_param.weight_filler
-            filler.type = "msra"
-            filler.ClearField("std")
     return text_format.MessageToString(net)
 
 

@@ -15,7 +15,7 @@ import os
 
 from . import datasets, evaluation, files, papers, snapshots
 from .errors import UserError
-from .inference import load_model
+from .models import load_model
 from .runs import read_run
 
 CACHE = "snapshot_eval.json"
@@ -65,7 +65,7 @@ def evaluate_snapshots(run_dir, dataset_names=("Set5", "Set14"), every=None, ite
         for name in dataset_names:
             entry = cache.setdefault(name, {}).get(str(it))
             if entry is None or entry.get("sha256") != stamp:
-                model = model or load_model(path, scale=scale, model=model_name)
+                model = model or load_model(path, scale=scale, arch=model_name)
                 r = evaluation.evaluate(model.upscaler, images[name], scale, model_name, dataset=name)
                 cache[name][str(it)] = dict(psnr=r["mean_psnr"], ssim=r["mean_ssim"], sha256=stamp)
                 if log:

@@ -33,7 +33,7 @@ def solver_text(model, scale, solver, net_path, test_patches):
         net=net_path, test_iter=[test_patches // nets.TEST_BATCH], test_interval=1000, type=settings["type"],
         base_lr=1e-3 if (fsrcnn or solver == "adam") else 1e-4, momentum=settings["momentum"],
         weight_decay=0, lr_policy="fixed", display=100, max_iter=settings["max_iter"],
-        snapshot=settings["snapshot"], snapshot_prefix="runs/%s_x%d_%s/%s_x%d" % (model, scale, solver, model, scale),
+        snapshot=settings["snapshot"], snapshot_prefix="runs/%s_x%d_%s" % (model, scale, solver),
         solver_mode=caffe_pb2.SolverParameter.CPU)
     if "momentum2" in settings:
         s.momentum2, s.delta = settings["momentum2"], settings["delta"]

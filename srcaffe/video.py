@@ -13,7 +13,7 @@ on an error it is removed.
 
 --mode upscale works on the decoded Y'CbCr planes directly (no RGB round trip: the encoder wants
 4:2:0 Y'CbCr anyway): the luma plane goes through the network with Model.upscale_y's numbers
-(FrameNet: the same input and output, one net shape for the whole video), and
+(its frame_upscaler: the same input and output, one net shape for the whole video), and
 Cb/Cr are resized with OpenCV's bicubic (cv2.resize INTER_CUBIC), a documented fast path for
 chroma, which no score looks at. --mode gt converts every frame to RGB and scores it with
 srcaffe.evaluation.evaluate, exactly as an image file is scored (the frame is written as a
@@ -35,24 +35,13 @@ import numpy as np
 
 from . import files, matlab
 from .errors import UserError
+from .outputs import CRF, PRESET, PRESETS, VIDEO_EXTS, is_video, video_outputs  # noqa: F401 (PRESETS, VIDEO_EXTS: for callers)
 
-VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts",
-              ".wmv", ".flv", ".ogv", ".3gp")
-# containers that take H.264 and the usual audio codecs as they are; anything else is written as .mkv
-OUT_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".m4v")
-# near-transparent H.264; x264's fastest preset (1080p: about 2.5x faster than veryfast, files
-# about 2x larger at the same quality): encoding must not be what keeps a video from real time
-CRF, PRESET = 18, "ultrafast"
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 QUEUE = 4                      # frames in flight per queue: bounds the memory
 VIDEO_MEMORY = 1 << 30         # bytes of Caffe memory a frame may take before it is tiled
 WORST = 4                      # frames in the gt contact sheet
 # FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic codes: (matrix, primaries, transfer)
 BT709, BT601, UNSPECIFIED, MPEG_RANGE, JPEG_RANGE = (1, 1, 1), (6, 6, 6), 2, 1, 2
-
-
-def is_video(path):
-    return os.path.splitext(str(path))[1].lower() in VIDEO_EXTS
 
 
 def _av():
@@ -421,11 +410,6 @@ def run_pipeline(source, first, stop, process, write, total=None, desc=None, bus
 
 # ---- the two modes ----------------------------------------------------------------------------
 
-def _out_ext(path):
-    ext = os.path.splitext(path)[1].lower()
-    return ext if ext in OUT_EXTS else ".mkv"
-
-
 def frame_range(frames, max_frames):
     """(first, stop) of --frames A:B and --max-frames N (stop None: to the end)."""
     first, stop = parse_frames(frames)
@@ -455,49 +439,9 @@ class ChromaUpscaler:
         return cv2.resize(plane, self.size, interpolation=cv2.INTER_CUBIC)
 
 
-class FrameNet:
-    """uint8 LR Y -> uint8 SR Y, equal to to_uint8(model.upscale_y(im2double(y))), without its
-    per-call work: the whole frame is one tile, the net is shaped once for the video's frame size
-    and reused for every frame, and Caffe's float32 output goes to uint8 in one pass. Falls back
-    to upscale_y when the frame needs tiles (--tile, or too big for VIDEO_MEMORY) or when the net
-    takes a bicubic-upscaled input (SRCNN)."""
-
-    def __init__(self, model, height, width):
-        self.model = model
-        p = model.pad_px
-        self.shape = (height + 2 * p, width + 2 * p)
-        target = (height * model.up, width * model.up)
-        rows, self.rows = model._axis(0, target[0], self.shape[0])
-        cols, self.cols = model._axis(0, target[1], self.shape[1])
-        self.whole = (not model.upsampled and model.tile * model.scale >= max(target)
-                      and rows == slice(0, self.shape[0]) and cols == slice(0, self.shape[1]))
-
-    def __call__(self, y):
-        m = self.model
-        if not self.whole:
-            return matlab.to_uint8(m.upscale_y(matlab.im2double(y)))
-        blob = m.net.blobs[m.input_name]
-        if blob.data.shape != (1, 1) + self.shape:   # once per video (or after another use of the net)
-            blob.reshape(1, 1, *self.shape)
-            m.net.reshape()
-        # the same float32 input upscale_y gives Caffe: im2double, padded, cast
-        blob.data[0, 0] = np.pad(matlab.im2double(y), m.pad_px, mode="edge" if m.pad == "replicate" else "constant")
-        m.net.forward()
-        return sr_to_uint8(m.net.blobs[m.output_name].data[0, 0][self.rows, self.cols])
-
-
-def sr_to_uint8(out):
-    """matlab.to_uint8 of float32 network output, in fewer passes over a full-HD frame: v = x*255
-    in float64 (exact for a float32 x), then floor(v + 0.5) saturated to 0..255, which is MATLAB's
-    round-half-away for v >= 0 and 0 for v < 0 either way (tests/test_video.py checks equality)."""
-    v = np.multiply(out, 255.0, dtype=np.float64)
-    v += 0.5
-    np.clip(v, 0.0, 255.0, out=v)
-    return v.astype(np.uint8)
-
-
 def upscale_frame(net, planes, chroma):
-    """SR (Y, Cb, Cr) uint8 planes of a decoded frame's planes: Y by the network (a FrameNet)."""
+    """SR (Y, Cb, Cr) uint8 planes of a decoded frame's planes: Y by the network (the model's
+    frame_upscaler)."""
     y, cb, cr = planes
     return net(y), chroma(cb), chroma(cr)
 
@@ -512,31 +456,16 @@ def side_by_side(*frames):
     return [np.hstack([f[i] for f in frames]) for i in range(3)]
 
 
-def outputs(path, out_dir, scale, model_name, mode, compare):
-    stem = os.path.join(out_dir, "%s_x%d_" % (os.path.splitext(os.path.basename(path))[0], scale))
-    ext = _out_ext(path)
-    out = {"sr": stem + model_name + ext}
-    if compare:
-        out["compare"] = stem + "compare" + ext
-    if mode == "gt":
-        out["frames"] = stem + model_name + "_frames.csv"
-        out["worst"] = stem + model_name + "_worst.png"
-    return out
-
-
 def predict_video(path, model, out_dir="results", mode="upscale", frames=None, max_frames=None,
-                  compare=False, force=False, tile=None, preset=None):
+                  compare=False, force=False, preset=None):
     """tools/predict.py on a video. Returns the lines to print. Without a tile size, the
     whole frame is one tile when it fits in VIDEO_MEMORY: one net shape, reused every frame."""
     first, stop = frame_range(frames, max_frames)
-    out = outputs(path, out_dir, model.scale, model.name, mode, compare)
+    out = video_outputs(out_dir, path, model.scale, model.name, mode, model.pad, compare)
     for f in out.values():   # refused before any frame is decoded
         files.check_writable_file(f, force)
     source = Source(path)
     try:
-        if tile is None:
-            model.tile = max(model.tile, model.auto_tile(VIDEO_MEMORY))
-
         def sinks(width, height, colour, colour_range=MPEG_RANGE):
             return _open_sinks(source, out, width, height, force, preset, colour, colour_range)
         return (_upscale if mode == "upscale" else _ground_truth)(source, model, out, first, stop,
@@ -610,7 +539,7 @@ def _upscale(source, model, out, first, stop, total, open_sinks):
     W, H = source.width * s, source.height * s
     sinks = open_sinks(W, H, source.colour, source.range)   # the source's planes: its matrix and range
     chroma = ChromaUpscaler(s, source.width, source.height)
-    net = FrameNet(model, source.height, source.width)
+    net = model.frame_upscaler(source.height, source.width, VIDEO_MEMORY)
 
     def process(index, frame):
         planes = yuv_planes(frame)
@@ -679,7 +608,7 @@ def _ground_truth(source, model, out, first, stop, total, open_sinks):
     """Every frame is a ground truth: demo_SR.m's evaluation through evaluation.evaluate."""
     from .evaluation import bicubic_upscaler, evaluate
     from .images import save_image
-    from .inference import merge_colour
+    from .upscaling import merge_colour
 
     s = model.scale
     H, W = source.height - source.height % s, source.width - source.width % s   # modcrop

@@ -11,7 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
-from srcaffe import files, hdf5_patches, inference, paths
+from srcaffe import files, hdf5_patches, paths, upscaling
+
+from srcaffe.models import load_model
 from srcaffe.errors import UserError
 
 from helpers import assert_error_line, assert_one_line_error, make_caffemodel, run_train
@@ -160,16 +162,16 @@ def test_weights_of_another_scale_are_refused(fetched, tmp_path):
 # ---- memory ----------------------------------------------------------------------------------------
 
 def test_banded_upscaling_equals_the_whole_image_and_huge_images_are_refused(fetched):
-    model = inference.load_model("fsrcnn-s", 3)
+    model = load_model("fsrcnn-s", 3)
     img = (np.random.default_rng(0).random((90, 70, 3)) * 255).astype(np.uint8)
-    whole = model._upscale_rgb_whole(img).astype(int)
-    banded = inference.in_bands(model._upscale_rgb_whole, img, 3, rows=8).astype(int)
+    whole = model._upscale_whole(img).astype(int)
+    banded = upscaling.in_bands(model._upscale_whole, img, 3, rows=8).astype(int)
     # equal but for float32 rounding: OpenBLAS sums in another order for another band size, and
     # a value at .5 can round to the other uint8 (a handful of pixels, by 1)
     assert banded.shape == whole.shape and np.abs(banded - whole).max() <= 1
     assert np.count_nonzero(banded != whole) <= whole.size * 1e-4
     with pytest.raises(UserError, match="GB of output"):
-        inference.check_output_size((40000, 30000, 3), 3, "big.png")
+        upscaling.check_output_size((40000, 30000, 3), 3, "big.png")
 
 
 # ---- entry points ---------------------------------------------------------------------------------

@@ -408,7 +408,8 @@ def test_shipped_models_psnr_unchanged(fetched, name):
     """models/<name>.json's Set5/Set14 PSNR (measured with stock Caffe's convolution) again,
     to 0.01 dB, on the batched path (the default)."""
     import json
-    from srcaffe import datasets, inference, paths
+    from srcaffe import datasets, paths
+    from srcaffe.models import load_model
     from srcaffe.evaluation import evaluate
     model, scale = name.rsplit("_x", 1)
     scale = int(scale)
@@ -416,7 +417,7 @@ def test_shipped_models_psnr_unchanged(fetched, name):
     require(os.path.isfile(path), "%s is not shipped" % path)
     shipped = json.load(open(os.path.join(paths.models_dir(), name + ".json")))["results"]
     assert os.environ.get(ENV) is None   # the default budget
-    m = inference.load_model(model, scale)
+    m = load_model(model, scale)
     for dataset in ("Set5", "Set14"):
         got = evaluate(m.upscaler, datasets.list_images(dataset), scale, name, dataset=dataset)["mean_psnr"]
         assert abs(got - shipped[dataset]["psnr"]) <= 0.005 + 1e-9, "%s %s: %.4f, shipped %.2f" % (

@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from srcaffe import ROOT, datasets, inference, papers
+from srcaffe import ROOT, datasets, papers
+
+from srcaffe.models import load_model
 from srcaffe.evaluation import bicubic_upscaler, evaluate
 from helpers import assert_one_line_error, make_caffemodel
 
@@ -28,7 +30,7 @@ def run_tool(*args):
 
 def test_model_plugs_into_evaluate(fetched, models):
     images = datasets.list_images("Set5")[:2]
-    model = inference.load_model(models["identity"])
+    model = load_model(models["identity"])
     got = evaluate(model.upscaler, images, 3, "srcnn", dataset="Set5")
     ref = evaluate(bicubic_upscaler, images, 3, "bicubic", dataset="Set5")
     assert [r["psnr"] for r in got["images"]] == [r["psnr"] for r in ref["images"]]   # identity SRCNN = bicubic

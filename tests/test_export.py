@@ -6,7 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from srcaffe import ROOT, inference
+from srcaffe import ROOT
+
+from srcaffe.models import load_model
 from helpers import assert_one_line_error, make_caffemodel
 
 TOOL = os.path.join(ROOT, "tools", "export.py")
@@ -32,8 +34,8 @@ def test_round_trip(tmp_path, model):
         if model == "fsrcnn":
             assert a["prelu1_0"].shape == () and "conv26_1" in a.files
     lr = np.random.default_rng(0).random((12, 14))
-    np.testing.assert_array_equal(inference.load_model(src).upscale_y(lr),
-                                  inference.load_model(str(tmp_path / "b.caffemodel")).upscale_y(lr))
+    np.testing.assert_array_equal(load_model(src).upscale_y(lr),
+                                  load_model(str(tmp_path / "b.caffemodel")).upscale_y(lr))
 
 
 def test_errors(tmp_path):

@@ -11,7 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
-from srcaffe import ROOT, hdf5_patches, inference, mmsr
+from srcaffe import ROOT, hdf5_patches, mmsr
+
+from srcaffe.models import load_model
 from srcaffe.errors import UserError
 
 from helpers import assert_figure, assert_one_line_error, make_caffemodel, require
@@ -115,9 +117,9 @@ def test_classes_are_stable():
 def nets(tmp_path_factory):
     d = tmp_path_factory.mktemp("mmsr_models")
     return {
-        "fsrcnn": inference.load_model(make_caffemodel(d / "a.caffemodel", "fsrcnn", seed=1), 3, model="fsrcnn"),
-        "fsrcnn-s": inference.load_model(make_caffemodel(d / "b.caffemodel", "fsrcnn-s", seed=2), 3, model="fsrcnn-s"),
-        "srcnn": inference.load_model(make_caffemodel(d / "c.caffemodel", "srcnn", seed=3), 3, model="srcnn"),
+        "fsrcnn": load_model(make_caffemodel(d / "a.caffemodel", "fsrcnn", seed=1), 3, arch="fsrcnn"),
+        "fsrcnn-s": load_model(make_caffemodel(d / "b.caffemodel", "fsrcnn-s", seed=2), 3, arch="fsrcnn-s"),
+        "srcnn": load_model(make_caffemodel(d / "c.caffemodel", "srcnn", seed=3), 3, arch="srcnn"),
     }
 
 

@@ -16,6 +16,8 @@ from PIL import Image
 from scipy import ndimage
 
 from srcaffe import ROOT, datasets, inference, matlab, paths, weights
+
+from srcaffe.models import load_model
 from srcaffe.errors import UserError
 from srcaffe.evaluation import prepare_pair
 
@@ -46,13 +48,13 @@ def run_tool(*args, cwd=None):
 def test_geometry_fsrcnn_is_linear_interpolation_and_srcnn_identity(fetched, models):
     """Proves the crop/offset: with these weights the nets are known interpolators, border included."""
     gnd, lr = prepare_pair(datasets.resolve_image("butterfly"), 3)
-    sr = inference.load_model(models["linear"], model="fsrcnn").upscale_y(lr)
+    sr = load_model(models["linear"], arch="fsrcnn").upscale_y(lr)
     assert sr.shape == gnd.shape
     # LR pixel i sits at HR 3i+1; replicate padding = 'nearest' extrapolation
     ys, xs = [(np.arange(n) + 0.5) / 3 - 0.5 for n in gnd.shape]
     ref = ndimage.map_coordinates(lr, np.meshgrid(ys, xs, indexing="ij"), order=1, mode="nearest")
     np.testing.assert_allclose(sr, ref, atol=1e-5)
-    sr = inference.load_model(models["identity"]).upscale_y(lr, 3)
+    sr = load_model(models["identity"]).upscale_y(lr, 3)
     np.testing.assert_allclose(sr, np.maximum(matlab.imresize(lr, 3), 0), atol=1e-5)   # ReLU
 
 
@@ -60,28 +62,28 @@ def test_geometry_fsrcnn_is_linear_interpolation_and_srcnn_identity(fetched, mod
 @pytest.mark.parametrize("pad", ["replicate", "zero"])
 def test_tiles_equal_the_whole_image(models, name, pad):
     lr = np.random.default_rng(1).random((37, 29))
-    whole = inference.load_model(models[name], pad=pad, tile=1000).upscale_y(lr)
-    tiled = inference.load_model(models[name], pad=pad, tile=5)
+    whole = load_model(models[name], pad=pad, tile=1000).upscale_y(lr)
+    tiled = load_model(models[name], pad=pad, tile=5)
     assert tiled.tile == 5 and whole.shape == (111, 87) and whole.std() > 0.05
     np.testing.assert_allclose(tiled.upscale_y(lr), whole, atol=1e-5, rtol=0)
 
 
 def test_the_net_really_runs(models):
-    m = inference.load_model(models["bias"])
-    assert m.name == "fsrcnn"
+    m = load_model(models["bias"])
+    assert m.arch.name == "fsrcnn" and m.name == "fsrcnn_bias"   # named by its file
     sr = m.upscale_y(np.random.default_rng(2).random((9, 12)))
     assert sr.shape == (27, 36) and np.all(sr == 0.25)
 
 
 def test_architecture_is_recognised_and_checked(models):
     assert weights.identify(models["srcnn"]) == "srcnn"
-    assert inference.load_model(models["fsrcnn"], scale=2).up == 2
+    assert load_model(models["fsrcnn"], scale=2).up == 2
     with pytest.raises(UserError, match="does not hold fsrcnn weights.*looks like srcnn"):
-        inference.load_model(models["srcnn"], model="fsrcnn")
+        load_model(models["srcnn"], arch="fsrcnn")
 
 
 def test_upscale_rgb_keeps_colour_and_gray(models):
-    m = inference.load_model(models["linear"])
+    m = load_model(models["linear"])
     rgb = (np.random.default_rng(3).random((8, 10, 3)) * 255).astype(np.uint8)
     assert m.upscale_rgb(rgb).shape == (24, 30, 3) and m.upscale_rgb(rgb[..., 0]).shape == (24, 30)
 

@@ -16,7 +16,9 @@ import av   # pinned in requirements.txt: a missing PyAV fails here rather than 
 import numpy as np
 import pytest
 
-from srcaffe import ROOT, datasets, inference, matlab, video  # noqa: E402
+from srcaffe import ROOT, datasets, inference, matlab, outputs, video  # noqa: E402
+
+from srcaffe.models import load_model
 from srcaffe.errors import UserError  # noqa: E402
 from srcaffe.evaluation import bicubic_upscaler, evaluate  # noqa: E402
 from srcaffe.images import load_image, save_image  # noqa: E402
@@ -69,7 +71,7 @@ def clips(image, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model():
-    return inference.load_model("fsrcnn", scale=3)
+    return load_model("fsrcnn", scale=3)
 
 
 def psnr(a, b):
@@ -80,22 +82,23 @@ def test_frame_net_equals_upscale_y_and_to_uint8(model):
     """The video path's shortcuts give the image path's numbers exactly."""
     rng = np.random.default_rng(1)
     y = rng.integers(16, 236, (H, W), dtype=np.uint8)
-    net = video.FrameNet(model, H, W)
+    net = inference.FrameNet(model, H, W)
     assert net.whole
     want = matlab.to_uint8(model.upscale_y(matlab.im2double(y)))   # upscale_y reshapes the net: reshaped back
     assert np.array_equal(net(y), want) and np.array_equal(net(y[::-1].copy()), matlab.to_uint8(
         model.upscale_y(matlab.im2double(y[::-1]))))
     x = np.concatenate([rng.normal(0.5, 0.7, 200000), np.arange(-300, 600) / 255.0,
                         (np.arange(-300, 600) + 0.5) / 255.0, [np.nextafter(0.5 / 255, 1)]]).astype(np.float32)
-    assert np.array_equal(video.sr_to_uint8(x), matlab.to_uint8(x.astype(np.float64)))
+    assert np.array_equal(inference.sr_to_uint8(x), matlab.to_uint8(x.astype(np.float64)))
     assert video.parse_frames("3:") == (3, None) and video.parse_frames(":7") == (0, 7)
 
 
 def test_upscale_keeps_frames_rate_size_and_audio(clips, model, tmp_path):
     r = run_tool(clips["audio"], "--mode", "upscale", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
-    out = tmp_path / "pan_x3_fsrcnn.mp4"
-    assert sorted(os.listdir(tmp_path)) == ["pan_x3_fsrcnn.mp4"]   # no temporary file left
+    out = tmp_path / "pan_x3_fsrcnn_upscale.mp4"
+    # no temporary file left; the record of which command wrote it (a rerun replaces it)
+    assert sorted(os.listdir(tmp_path)) == [outputs.RECORD, "pan_x3_fsrcnn_upscale.mp4"]
     src, got = probe(clips["audio"]), probe(out)
     assert len(got["frames"]) == N and got["size"] == (3 * W, 3 * H) and got["rate"] == 24
     assert got["audio"] == "aac" and got["samples"] == src["samples"]   # the packets, remuxed
@@ -113,9 +116,9 @@ def test_silent_video_frames_selection_and_compare(clips, tmp_path):
     r = run_tool(clips["silent"], "--mode", "upscale", "--out", tmp_path, "--frames", "2:", "--max-frames", "5",
                  "--compare", "--model", "fsrcnn-s")
     assert r.returncode == 0, r.stderr
-    got = probe(tmp_path / "silent_x3_fsrcnn-s.mkv")
+    got = probe(tmp_path / "silent_x3_fsrcnn-s_upscale.mkv")
     assert len(got["frames"]) == 5 and got["audio"] is None and got["size"] == (3 * W, 3 * H)
-    both = probe(tmp_path / "silent_x3_compare.mkv")
+    both = probe(tmp_path / "silent_x3_fsrcnn-s_upscale_compare.mkv")
     assert len(both["frames"]) == 5 and both["size"] == (6 * W, 3 * H)
     # right half is the network's video, left half bicubic
     assert psnr(both["frames"][0][:, 3 * W:], got["frames"][0]) > 38
@@ -125,7 +128,7 @@ def test_silent_video_frames_selection_and_compare(clips, tmp_path):
 def test_webm_becomes_mkv_with_its_opus_track_cut_to_the_frames(clips, tmp_path):
     r = run_tool(clips["webm"], "--mode", "upscale", "--out", tmp_path, "--frames", "6:18", "--model", "fsrcnn-s")
     assert r.returncode == 0, r.stderr
-    got = probe(tmp_path / "pan_x3_fsrcnn-s.mkv")
+    got = probe(tmp_path / "pan_x3_fsrcnn-s_upscale.mkv")
     assert len(got["frames"]) == 12 and got["audio"] == "opus"
     assert abs(got["samples"] / 48000.0 - 12 / 24.0) < 0.1   # half a second of sound, not the whole second
 
@@ -135,7 +138,7 @@ def test_full_range_source_stays_full_range(image, model, tmp_path):
     clip = video.pan_zoom_clip(str(tmp_path / "cam.avi"), image, W, H, 6, codec="mjpeg", pix_fmt="yuvj420p")
     r = run_tool(clip, "--mode", "upscale", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
-    with av.open(str(tmp_path / "cam_x3_fsrcnn.avi")) as c:
+    with av.open(str(tmp_path / "cam_x3_fsrcnn_upscale.avi")) as c:
         assert c.streams.video[0].codec_context.color_range == video.JPEG_RANGE
         got = [f for f in c.decode(video=0)]
     with av.open(clip) as c:
@@ -189,7 +192,7 @@ def test_bad_videos_and_outputs_are_one_line_errors(clips, tmp_path):
 
 @pytest.mark.parametrize("case, words", [
     ("cut.mp4", ["cut.mp4", "not a readable video"]),   # an MP4 cut in half has no index (moov) yet
-    ("exists", ["pan_x3_fsrcnn.mp4", "already exists"]),
+    ("exists", ["pan_x3_fsrcnn_upscale.mp4", "already exists"]),
     ("frames 5:2", ["--frames 5:2"]),
     ("frames 100:", ["has 24 frames", "100"]),
 ])
@@ -201,16 +204,16 @@ def test_more_refusals(clips, model, tmp_path, case, words):
         open(path, "wb").write(data[: len(data) // 2])
     elif case == "exists":
         out.mkdir()
-        (out / "pan_x3_fsrcnn.mp4").write_text("mine")
+        (out / "pan_x3_fsrcnn_upscale.mp4").write_text("mine")
     else:
         kw["frames"] = case.split()[1]
     with pytest.raises(UserError) as e:
         video.predict_video(path, model, str(out), "upscale", **kw)
     assert all(w in str(e.value) for w in words), str(e.value)
     left = sorted(os.listdir(out)) if out.is_dir() else []
-    assert left == (["pan_x3_fsrcnn.mp4"] if case == "exists" else []), left
+    assert left == (["pan_x3_fsrcnn_upscale.mp4"] if case == "exists" else []), left
     if case == "exists":
-        assert (out / "pan_x3_fsrcnn.mp4").read_text() == "mine"
+        assert (out / "pan_x3_fsrcnn_upscale.mp4").read_text() == "mine"
 
 
 def test_ctrl_c_leaves_a_playable_partial_file_or_none(image, tmp_path):
@@ -226,10 +229,10 @@ def test_ctrl_c_leaves_a_playable_partial_file_or_none(image, tmp_path):
     assert p.returncode == 130, err
     assert "Traceback" not in err
     names = sorted(os.listdir(out))
-    assert names in ([], ["long_x3_compare.partial.mp4", "long_x3_fsrcnn.partial.mp4"]), names
+    assert names in ([], ["long_x3_fsrcnn_upscale.partial.mp4", "long_x3_fsrcnn_upscale_compare.partial.mp4"]), names
     for name in names:
         frames = len(probe(out / name)["frames"])
         assert 0 < frames < 480
     r = run_tool(clip, "--mode", "upscale", "--out", out, "--max-frames", "3")   # nothing blocks a rerun
     assert r.returncode == 0, r.stderr
-    assert len(probe(out / "long_x3_fsrcnn.mp4")["frames"]) == 3
+    assert len(probe(out / "long_x3_fsrcnn_upscale.mp4")["frames"]) == 3

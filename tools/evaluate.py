@@ -1,16 +1,13 @@
+#!/usr/bin/env python3
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
 from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
 import json
 
-os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
-
-from srcaffe import cli, datasets, device, files, official, papers
+from srcaffe import cli, datasets, papers
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
-from srcaffe.evaluation import bicubic_upscaler, evaluate, format_table
-from srcaffe.inference import PADS, load_model
 
 DESCRIPTION = """\
 PSNR/SSIM of a super-resolution method, computed as the authors' demo_SR.m does: Y channel of
@@ -19,11 +16,11 @@ shaved from every border, compute_psnr.m and ssim_index.m."""
 
 EPILOG = """\
 examples:
-  python tools/evaluate.py --method bicubic --dataset Set5 --scale 3
-  python tools/evaluate.py --model fsrcnn srcnn --dataset Set5 --scale 3
-  python tools/evaluate.py --model runs/x/fsrcnn_x3_iter_100000.caffemodel --dataset Set14 --scale 3
-  python tools/evaluate.py --dataset Set14 --scale 2 --json results/bicubic_set14_x2.json
-  python tools/evaluate.py --dataset path/to/my/images --scale 4
+  python3 tools/evaluate.py --method bicubic --dataset Set5 --scale 3
+  python3 tools/evaluate.py --model fsrcnn srcnn --dataset Set5 --scale 3
+  python3 tools/evaluate.py --model runs/x/fsrcnn_x3_iter_100000.caffemodel --dataset Set14 --scale 3
+  python3 tools/evaluate.py --dataset Set14 --scale 2 --json results/bicubic_set14_x2.json
+  python3 tools/evaluate.py --dataset path/to/my/images --scale 4
 
 --dataset takes a registered set (Set5, Set14, T91; fetch it first with tools/datasets.py fetch)
 or any folder of png/bmp/jpg/tif images. Papers' bicubic rows: Set5 33.66/30.39/28.42,
@@ -32,8 +29,8 @@ Set14 30.23/27.54/26.00 (x2/x3/x4).
 --model takes model names (fsrcnn, fsrcnn-s, srcnn, srcnn-935, srcnn-955: the toolkit's
 models/NAME_xS.caffemodel), the authors' released models (official-fsrcnn, official-fsrcnn-s,
 official-srcnn-915, official-srcnn-915-imagenet, official-srcnn-935, official-srcnn-955: see
-models/official/README.md), or .caffemodel files (architecture from --arch, else recognised from
-the weights). Each model is a column next to the --method columns (bicubic by default); on Set5
+models/official/README.md), .caffemodel files (architecture from --arch, else recognised from
+the weights) or run folders (their newest snapshot): the same specs as tools/predict.py. Each model is a column next to the --method columns (bicubic by default); on Set5
 and Set14 a 'paper' row gives the published mean PSNR of each column where the papers have one
 (srcaffe/papers.py; FSRCNN: the 91-image training first, as this toolkit trains). The nets have
 no padding: the input border is padded by --pad (replicate: edge pixels repeated, the default;
@@ -43,7 +40,7 @@ or zero).
 single method is evaluated, else a list of such dicts, one per column in table order.
 """
 
-METHODS = {"bicubic": bicubic_upscaler}
+METHODS = ("bicubic",)
 
 
 def parse_args(argv):
@@ -51,15 +48,10 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", action="append", choices=sorted(METHODS),
                    help="method to evaluate; repeat for side-by-side columns (default: bicubic)")
-    p.add_argument("--model", nargs="+", metavar="M",
-                   help="models to evaluate: names (fsrcnn, srcnn, ...) or .caffemodel files")
-    p.add_argument("--arch", metavar="MODEL", help="architecture of the --model caffemodels (default: recognised)")
-    p.add_argument("--pad", choices=PADS, default="replicate", help="border padding of the net input (default replicate)")
-    p.add_argument("--tile", type=int, metavar="N", help="tile side in LR pixels (default: the largest within about 256 MB of Caffe memory)")
+    cli.add_model_options(p, many=True)
     p.add_argument("--dataset", required=True, metavar="NAME|DIR", help="Set5, Set14, T91 or a folder of images")
-    p.add_argument("--scale", type=int, required=True, choices=(2, 3, 4), help="upscaling factor")
+    cli.add_scale(p, required=True)
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON (a dict, or a list of one per column)")
-    p.add_argument("--gpu", type=int, metavar="ID", help="run Caffe on this GPU (a CUDA build: tools/setup.sh --cuda)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     return p.parse_args(argv)
 
@@ -77,24 +69,21 @@ def paper_lines(table, archs, dataset, scale):
 
 def main(argv=None):
     args = parse_args(argv)
-    columns = [(m, m, METHODS[m]) for m in (args.method or ["bicubic"])]   # (label, arch, upscaler)
+    from srcaffe import device, files, models
+    from srcaffe.evaluation import bicubic_upscaler, evaluate, format_table
+    columns = [(m, m, bicubic_upscaler) for m in (args.method or ["bicubic"])]   # (label, arch, upscaler)
     notes = []
     if args.gpu is not None:
         device.use_gpu(args.gpu)
     for m in args.model or []:
-        if m in official.MODELS:   # the authors' released weights, with their replicate padding
-            model = official.load_official(m, args.scale, padding=args.pad)
-            columns.append((m, m, model.upscaler))
-            continue
-        model = load_model(m, scale=args.scale, model=args.arch, pad=args.pad, tile=args.tile)
+        model = models.load_model(m, scale=args.scale, arch=args.arch, pad=args.pad, tile=args.tile)
         notes += model.notes
-        label = model.name if m == model.name else os.path.splitext(os.path.basename(m))[0]
-        columns.append((label, model.name, model.upscaler))
+        # the papers' rows: the authors' models by their own name, the toolkit's by architecture
+        columns.append((model.name, m if models.is_official(m) else model.arch.name, model.upscaler))
     if args.json:
         files.check_writable_file(args.json, args.force)
     images = datasets.list_images(args.dataset)
-    registered = not os.path.isdir(args.dataset) and args.dataset.lower() in (k.lower() for k in datasets.DATASETS)
-    name = datasets.canonical_name(args.dataset) if registered else os.path.basename(os.path.normpath(args.dataset))
+    registered, name = datasets.is_registered(args.dataset), datasets.set_name(args.dataset)
     try:
         results = [evaluate(up, images, args.scale, label, dataset=name) for label, _, up in columns]
     except ValueError as exc:  # e.g. an image too small for the scale / SSIM window

@@ -18,13 +18,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
-from srcaffe import ROOT, hdf5_patches, nets, official, paths, runs, solvers  # noqa: E402
-from srcaffe import cli
+from srcaffe import ROOT, cli  # noqa: E402
 from srcaffe.cli import run_main  # noqa: E402
 
 
 def generated_files():
     """{path: text} of every generated file."""
+    from srcaffe import hdf5_patches, nets, official, paths, runs, solvers
     files = {}
     for model in nets.MODELS:
         for scale in nets.SCALES:
@@ -33,22 +33,27 @@ def generated_files():
                                      paths.data_root())
             train_test = nets.train_test_net(model, scale, "data/%s/train.txt" % folder,
                                              "data/%s/test.txt" % folder, g.label_size)
-            net_rel = os.path.relpath(paths.net_file(model, scale, "train_test"), ROOT)
             files[paths.net_file(model, scale, "train_test")] = train_test
             if model.startswith("fsrcnn") and scale != 3:   # x2/x4 from x3: fine-tune the deconvolution
                 files[paths.net_file(model, scale, "deconv_train_test")] = nets.train_test_net(
                     model, scale, "data/%s/train.txt" % folder, "data/%s/test.txt" % folder, g.label_size,
                     frozen=True)
+            if runs.default_init(model, "adam") == "he":   # SRCNN under Adam starts from He's fillers
+                files[paths.net_file(model, scale, "he_train_test")] = nets.train_test_net(
+                    model, scale, "data/%s/train.txt" % folder, "data/%s/test.txt" % folder, g.label_size, init="he")
             files[paths.net_file(model, scale, "deploy")] = nets.deploy_net(model, scale)
             for solver in solvers.SOLVERS:
+                kind = "he_train_test" if runs.default_init(model, solver) == "he" else "train_test"
                 files[paths.solver_file(model, scale, solver)] = solvers.solver_text(
-                    model, scale, solver, net_rel, hdf5_patches.TEST_PATCHES)
+                    model, scale, solver, os.path.relpath(paths.net_file(model, scale, kind), ROOT),
+                    hdf5_patches.TEST_PATCHES)
     files.update(official.generated_files())   # deploy nets of the authors' released models
     return files
 
 
 def main(argv=None):
-    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog="tools/make_nets.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if a file differs")
     args = parser.parse_args(argv)
     os.environ.pop("SRCAFFE_DATA", None)   # committed files always name the repository's data/

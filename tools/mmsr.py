@@ -5,10 +5,6 @@ from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (th
 import argparse
 import time
 
-import numpy as np
-
-os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
-
 from srcaffe import datasets, files, mmsr  # noqa: E402
 from srcaffe import cli
 from srcaffe.cli import run_main  # noqa: E402
@@ -364,7 +360,7 @@ def print_summary(results, labels, image_lists, costs, stats, model, settings):
             r = by[(label, d)]
             line += "  %-25s" % ("%.2f / %.4f / %.2f" % (r["mean_psnr"], r["mean_ssim"], r["seconds"]))
         if label == model.name:
-            cost = "%.0f" % np.mean([stats[d]["mmsr_macs_per_lr_pixel"] for d in sets])
+            cost = "%.0f" % (sum(stats[d]["mmsr_macs_per_lr_pixel"] for d in sets) / len(sets))
         else:
             cost = "%.0f" % costs[label] if label in costs else "-"
         print(line + "  " + cost)

@@ -20,15 +20,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
-from srcaffe import hdf5_patches, runs  # noqa: E402
-from srcaffe import cli
+from srcaffe import cli  # noqa: E402
 from srcaffe.cli import run_main  # noqa: E402
 
 
 def main(argv=None):
-    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(prog="tools/prepare_data.py", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="fsrcnn, fsrcnn-s, fsrcnn-D-S-M, srcnn, srcnn-935, srcnn-955")
-    p.add_argument("--scale", type=int, default=3, help="2, 3 or 4 (default 3)")
+    cli.add_scale(p)
     aug = p.add_mutually_exclusive_group()
     aug.add_argument("--aug", dest="augment", action="store_true", default=None,
                      help="rotations 0/90/180/270 x downscales 1.0-0.6 (default for FSRCNN)")
@@ -38,6 +38,7 @@ def main(argv=None):
     p.add_argument("--test-set", default="Set5", help="images of Caffe's TEST phase (default Set5)")
     p.add_argument("--force", action="store_true", help="rewrite an existing data folder")
     a = p.parse_args(argv)
+    from srcaffe import hdf5_patches, runs
     augment = runs.default_augment(a.model) if a.augment is None else a.augment
     hdf5_patches.prepare(a.model, a.scale, augment=augment, train_set=a.train_set, test_set=a.test_set,
                     stride=a.stride, force=a.force)

@@ -4,13 +4,9 @@ from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (th
 
 import argparse
 
-import numpy as np
-
-from srcaffe import datasets, evaluation, files, matlab, mmsr
-from srcaffe import cli
+from srcaffe import cli, datasets, files, mmsr
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
-from srcaffe.images import load_image
 
 DESCRIPTION = """\
 Texture scores (TVAT, total variance above threshold; Yuan et al.'s multi-model SR) of images or
@@ -74,6 +70,10 @@ def input_images(items):
 
 def image_values(path, channel, lr):
     """The array that is scored, on the 0-255 scale: HxW (Y) or HxWx3 (RGB)."""
+    import numpy as np
+
+    from srcaffe import evaluation, matlab
+    from srcaffe.images import load_image
     if channel != "rgb":
         y = evaluation.prepare_pair(path, lr)[1] if lr else matlab.im2double(matlab.rgb2y(load_image(path)))
         return y * mmsr.INTENSITY    # with lr: demo_SR.m's im_l
@@ -86,6 +86,7 @@ def image_values(path, channel, lr):
 
 def main(argv=None):
     a = parse_args(argv)
+    import numpy as np
     for out in (a.hist, a.json):
         if out:
             files.check_writable_file(out, a.force)

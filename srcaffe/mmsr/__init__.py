@@ -35,11 +35,25 @@ data the single model trains on) and writes one data folder per class with the s
 meta.json (train_NNN.h5, train.txt, test.h5, test.txt), consumable by
 `./run_train.sh MODEL --data CLASS_DIR`; `write_jobs` writes one run_train.sh command per class.
 """
-from .texture import (DEFAULT_FRAGMENT, DEFAULT_OVERLAP, INTENSITY, VSP_THRESHOLD, check_thresholds,  # noqa: F401
-                      class_ranges, classify, fragment_starts, fragments, histogram, parse_thresholds,
-                      quantile_thresholds, score_fragments, score_y, tvat, vsp)
-from .split import PLAN, read_plan, split, training_scores, training_thresholds  # noqa: F401
-from .jobs import (JOBS, iterations_for, launch, read_jobs, read_status, run_task, select,  # noqa: F401
-                   training_times, write_jobs)
-from .model import MMSR, load_member, macs_per_lr_pixel, member_arch  # noqa: F401
-from .compare import compare, load_columns  # noqa: F401
+from .settings import DEFAULT_FRAGMENT, DEFAULT_OVERLAP, INTENSITY, VSP_THRESHOLD  # noqa: F401
+
+# The rest needs NumPy (and Caffe): imported on first use, so that tools/mmsr.py --help comes
+# with the standard library alone.
+_LAZY = dict(
+    {n: "texture" for n in ("check_thresholds", "class_ranges", "classify", "fragment_starts", "fragments",
+                            "histogram", "parse_thresholds", "quantile_thresholds", "score_fragments",
+                            "score_y", "tvat", "vsp")},
+    **{n: "split" for n in ("PLAN", "read_plan", "split", "training_scores", "training_thresholds")},
+    **{n: "jobs" for n in ("JOBS", "iterations_for", "launch", "read_jobs", "read_status", "run_task", "select",
+                           "training_times", "write_jobs")},
+    **{n: "model" for n in ("MMSR", "macs_per_lr_pixel")},
+    **{n: "compare" for n in ("compare", "load_columns")})
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))
+    import importlib
+    value = getattr(importlib.import_module("." + _LAZY[name], __name__), name)
+    globals()[name] = value    # also over a submodule of the same name (split) the import just set
+    return value

@@ -5,7 +5,8 @@ import time
 
 from ..errors import UserError
 from .jobs import read_jobs
-from .model import MMSR, load_member, macs_per_lr_pixel, member_arch
+from .. import models
+from .model import MMSR, macs_per_lr_pixel
 from .split import read_plan
 from .texture import VSP_THRESHOLD, fragment_starts, parse_thresholds
 
@@ -39,28 +40,20 @@ def load_columns(runs=None, split=None, scale=None, thresholds=None, vsp_thresho
 
     def load(spec):
         if spec not in cache:
-            cache[spec] = load_member(spec, scale, pad=pad)
+            cache[spec] = models.load_model(spec, scale, pad=pad)
         return cache[spec]
     members = [load(s) for s in specs]
     model = MMSR(members, thresholds, fragment=fragments, overlap=overlap, vsp_threshold=vsp, name="MMSR")
     single_specs = single or ([e["run_dir"] for e in jobs["jobs"] if e["cls"] is None] if jobs else [])
-    singles = [(label_of(s, load(s)), load(s)) for s in single_specs]
+    singles = [(models.label(s), load(s)) for s in single_specs]
     settings = dict(scale=scale, thresholds=thresholds, vsp_threshold=vsp, fragments=fragments, overlap=overlap,
                     class_models=[describe(s, m) for s, m in zip(specs, members)],
                     single_models=[describe(s, m) for s, m in zip(single_specs, [m for _, m in singles])])
     return model, singles, settings
 
 
-def label_of(spec, member):
-    if str(spec).startswith("official-"):
-        return spec
-    if os.path.isdir(spec):
-        return os.path.basename(os.path.normpath(spec))
-    return member.name if spec == member.name else os.path.splitext(os.path.basename(spec))[0]
-
-
 def describe(spec, member):
-    return dict(spec=spec, arch=member_arch(member), weights=getattr(member, "weights", None))
+    return dict(spec=spec, arch=member.arch.name, weights=member.weights)
 
 
 def compare(model, singles, settings, image_lists, per_image=None):
@@ -68,7 +61,7 @@ def compare(model, singles, settings, image_lists, per_image=None):
     (fragments and area per class), macs_per_lr_pixel}. per_image(table) gets each dataset's table."""
     from ..evaluation import bicubic_upscaler, evaluate, format_table
 
-    columns = [("bicubic", bicubic_upscaler, None)] + [(label, m.upscaler, member_arch(m)) for label, m in singles]
+    columns = [("bicubic", bicubic_upscaler, None)] + [(name, m.upscaler, m.arch.name) for name, m in singles]
     columns.append((model.name, model.upscaler, None))
     results, stats = [], {}
     for dataset, images in image_lists:

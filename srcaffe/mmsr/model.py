@@ -1,52 +1,15 @@
 """MMSR reconstruction: each LR fragment routed by its TVAT class to that class's model, the
 overlaps blended."""
-import os
 import time
 
 import numpy as np
 
-from .. import nets, snapshots
+from .. import nets
 from ..errors import UserError
 from .texture import (DEFAULT_FRAGMENT, DEFAULT_OVERLAP, INTENSITY, VSP_THRESHOLD, check_thresholds, classify,
                       fragment_starts, fragments, score_fragments)
 
 # ---- reconstruction -----------------------------------------------------------------------------
-
-def member_arch(member):
-    """Architecture name (srcaffe.nets) of a loaded model: inference.Model or official.OfficialModel."""
-    return getattr(member, "arch", None) or member.name
-
-
-def context_px(member):
-    """LR pixels of surroundings a fragment needs so that its SR block equals the whole-image run.
-
-    For the toolkit's models (inference.Model) this is exact: the input span its own tiling
-    derives from the layers (Model._span), for a fragment's target block, back in LR pixels (for
-    SRCNN, whose input is the bicubic-upscaled image, 2 more LR pixels: the 4-tap bicubic kernel).
-    For others (the authors' released models, padded layer by layer) a bound from the layers:
-    every spatial conv reaches (k-1)/2 pixels (LR for FSRCNN, HR for SRCNN), a deconvolution of
-    kernel k and stride s ceil(((k-1)/2 + 1)/s) LR pixels, plus one for safety."""
-    scale = member.scale
-    if hasattr(member, "_span"):
-        a, b = 100, 110                       # any fragment: the span is translation invariant
-        if member.upsampled:                  # rows [a, b) of LR = rows [s*a, s*b) of the HR input
-            lo, hi = member._span(scale * a + member.crop, scale * b - 1 + member.crop)
-            lo, hi = (lo - member.pad_px) // scale - 2, -(-(hi - member.pad_px) // scale) + 2
-        else:
-            lo, hi = member._span(scale * a + member.crop, scale * b - 1 + member.crop)
-            lo, hi = lo - member.pad_px, hi - member.pad_px
-        return max(0, a - lo, hi - (b - 1))
-    arch = member_arch(member)
-    radius, reach = 0, 0
-    for layer in nets.layers(arch, scale):
-        if layer.kind == "conv":
-            radius += (layer.kernel - 1) // 2
-        else:
-            reach = -(-((layer.kernel - 1) // 2 + 1) // layer.stride)
-    if nets.geometry(arch, scale).upsampled_input:
-        return -(-radius // scale) + 2 + 1
-    return radius + reach + 1
-
 
 def macs_per_lr_pixel(arch, scale):
     """Multiply-adds of a net per LR pixel (conv: k*k*n_in*n_out per input pixel; the
@@ -59,18 +22,6 @@ def macs_per_lr_pixel(arch, scale):
             px *= layer.stride ** 2
         n_in = layer.num_output
     return macs
-
-
-def load_member(spec, scale, pad="replicate"):
-    """A class model from a spec: 'official-NAME' (the authors' released weights), a run folder
-    (its newest snapshot), a .caffemodel file or a toolkit model name (models/NAME_xS)."""
-    spec = str(spec)
-    if spec.startswith("official-"):
-        from .. import official
-        return official.load_official(spec, scale, padding=pad)
-    from .. import inference
-    path = snapshots.newest_caffemodel(spec) if os.path.isdir(spec) else spec
-    return inference.load_model(path, scale, pad=pad)
 
 
 class MMSR:
@@ -100,8 +51,8 @@ class MMSR:
         self.shift = shifts.pop()
         fragment_starts(fragment + 1, fragment, overlap)   # validates both
         self.fragment, self.overlap, self.vsp_threshold, self.name = int(fragment), int(overlap), float(vsp_threshold), name
-        self.archs = [member_arch(m) for m in self.members]
-        self.context = [context_px(m) for m in self.members]
+        self.archs = [m.arch.name for m in self.members]
+        self.context = [m.context_px() for m in self.members]
         self.macs = [macs_per_lr_pixel(a, self.scale) for a in self.archs]
         self.reset_stats()
 

@@ -15,7 +15,7 @@ import numpy as np
 from .. import datasets, evaluation, files, snapshots
 from ..caffelog import parse_log
 from ..errors import UserError
-from ..inference import load_model
+from ..models import load_model
 from ..snapshot_eval import evaluate_snapshots
 from .model import MMSR
 from .texture import DEFAULT_FRAGMENT, DEFAULT_OVERLAP
@@ -80,7 +80,7 @@ def measure(jobs, dataset_names=("Set5", "Set14"), n=None, fragment=DEFAULT_FRAG
         key = "%d:%d/%d:" % (fragment, overlap, len(dataset_names)) + ",".join(
             datasets.sha256_file(m[i][2])[:16] for m in per_class)
         if key not in cache:
-            members = [load_model(m[i][2], scale=scale, model=e["model"]) for m, e in zip(per_class, classes)]
+            members = [load_model(m[i][2], scale=scale, arch=e["model"]) for m, e in zip(per_class, classes)]
             model = MMSR(members, jobs["thresholds"], fragment=fragment, overlap=overlap,
                          vsp_threshold=jobs["vsp_threshold"], name="MMSR")
             cache[key] = {}

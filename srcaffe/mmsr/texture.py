@@ -8,10 +8,7 @@ import numpy as np
 from .. import files
 from ..errors import UserError
 
-VSP_THRESHOLD = 100.0        # on the 0-255 scale, Y (see the module docstring)
-DEFAULT_FRAGMENT = 24        # LR pixels
-DEFAULT_OVERLAP = 4          # LR pixels
-INTENSITY = 255.0            # [0,1] pipeline values -> the 0-255 scale of the thresholds
+from .settings import DEFAULT_FRAGMENT, DEFAULT_OVERLAP, INTENSITY, VSP_THRESHOLD  # noqa: F401
 SCORE_CHUNK = 50000          # sub-images scored at once (bounded memory)
 
 

@@ -45,7 +45,19 @@ model (import and run), fetch (the released files from their public copies).
 """
 from .registry import (FETCH_DIR, MODELS, OFFICIAL_DIR, PADDINGS, PAPERS, caffemodel_path, check_name,  # noqa: F401
                        is_fsrcnn, mat_path, weights_dir)
-from .mat import caffe_params, load_mat, read_mat  # noqa: F401
-from .deploy import deploy_path, generated_files, net_text  # noqa: F401
-from .model import OfficialModel, evaluate_official, import_model, load_official, shift_down_right  # noqa: F401
-from .fetch import fetch  # noqa: F401
+
+# The rest needs NumPy and Caffe: imported on first use, so that the names above (what a tool's
+# --help lists) come with the standard library alone.
+_LAZY = {"caffe_params": "mat", "load_mat": "mat", "read_mat": "mat",
+         "deploy_path": "deploy", "generated_files": "deploy", "net_text": "deploy",
+         "OfficialModel": "model", "evaluate_official": "model", "import_model": "model",
+         "load_official": "model", "shift_down_right": "model", "fetch": "fetch"}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))
+    import importlib
+    value = getattr(importlib.import_module("." + _LAZY[name], __name__), name)
+    globals()[name] = value    # also over a submodule of the same name (fetch) the import just set
+    return value

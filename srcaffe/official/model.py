@@ -1,13 +1,11 @@
 """Importing the released weights into .caffemodel files, and running them through Caffe."""
 import os
-import tempfile
-
-os.environ.setdefault("GLOG_minloglevel", "2")   # before caffe is imported: no glog chatter
 
 import numpy as np
 
-from .. import datasets, files, matlab
+from .. import datasets, files, matlab, nets, pycaffe
 from ..errors import UserError
+from ..upscaling import Upscaler
 from .deploy import deploy_path, net_text, output_blob
 from .mat import caffe_params, load_mat
 from .registry import PADDINGS, caffemodel_path, check_name, is_fsrcnn, mat_relpath
@@ -15,22 +13,14 @@ from .registry import PADDINGS, caffemodel_path, check_name, is_fsrcnn, mat_relp
 
 def _make_net(name, scale, padding):
     """A caffe.Net (TEST phase) of the deploy prototxt: the committed file when it is current,
-    else the generated text through a temporary file."""
-    import caffe
-
+    else the generated text."""
     text = net_text(name, scale, padding)
     path = deploy_path(name, scale, padding)
     if os.path.isfile(path):
         with open(path) as f:
             if f.read() == text:
-                return caffe.Net(path, caffe.TEST)
-    fd, tmp = tempfile.mkstemp(suffix=".prototxt", prefix="official-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        return caffe.Net(tmp, caffe.TEST)
-    finally:
-        os.remove(tmp)
+                return pycaffe.net(path)
+    return pycaffe.net(text)
 
 
 def set_params(net, params):
@@ -64,13 +54,15 @@ def import_model(name, scale, out_dir=None, force=False, folder=None):
     return dest
 
 
-class OfficialModel:
-    """A released model in a Caffe net: upscale_y(lr_y) and upscaler(lr_y, scale) for evaluate()."""
+class OfficialModel(Upscaler):
+    """A released model in a Caffe net (its padding inside the net, as the authors' MATLAB pads
+    every layer): the Upscaler interface; upscaler(lr_y, scale) scores as the authors' demos."""
 
     def __init__(self, name, scale, padding="replicate", weights="auto", authors_shave=True, folder=None):
         entry = check_name(name, scale)
         self.name, self.scale, self.padding = name, int(scale), padding
-        self.arch = entry["arch"]
+        self.pad = padding
+        self.arch = nets.arch(entry["arch"], self.scale)
         self.fsrcnn = is_fsrcnn(name)
         self.shift = bool(authors_shave) and self.fsrcnn and self.scale == 3
         self.net = _make_net(name, self.scale, padding)
@@ -91,15 +83,26 @@ class OfficialModel:
 
     def forward(self, x):
         """Run the net on one float map (the LR image for FSRCNN, the bicubic one for SRCNN)."""
-        x = np.asarray(x, dtype=np.float32)
-        self.net.blobs["data"].reshape(1, 1, *x.shape)
-        self.net.reshape()
-        self.net.blobs["data"].data[0, 0] = x
-        self.net.forward()
-        return self.net.blobs[self.output].data[0, 0].astype(np.float64)
+        return pycaffe.forward(self.net, x, "data", self.output).astype(np.float64)
 
-    def upscale_y(self, lr_y):
+    def context_px(self):
+        """A bound from the layers (each pads its own input, as the authors' MATLAB): every spatial
+        conv reaches (k-1)/2 pixels (LR for FSRCNN, HR for SRCNN), a deconvolution of kernel k and
+        stride s ceil(((k-1)/2 + 1)/s) LR pixels, plus one for safety; SRCNN's bicubic input 2 LR
+        pixels more."""
+        radius, reach = 0, 0
+        for layer in self.arch.layers:
+            if layer.kind == "conv":
+                radius += (layer.kernel - 1) // 2
+            else:
+                reach = -(-((layer.kernel - 1) // 2 + 1) // layer.stride)
+        if self.arch.upsampled_input:
+            return -(-radius // self.scale) + 2 + 1
+        return radius + reach + 1
+
+    def upscale_y(self, lr_y, scale=None):
         """SR Y (float64, scale times the LR size) as the authors' FSRCNN.m / SRCNN.m compute it."""
+        self.check_scale(scale)
         lr_y = np.asarray(lr_y, dtype=np.float64)
         if lr_y.ndim != 2:
             raise UserError("expected a 2-D Y channel, got shape %s" % (lr_y.shape,))
@@ -110,9 +113,7 @@ class OfficialModel:
     def upscaler(self, lr_y, scale):
         """srcaffe.evaluation upscaler. For FSRCNN at x3 the output is moved one pixel down-right
         (edge repeated) so that shave(3) compares what demo_FSRCNN.m's shave_x3 compares."""
-        if int(scale) != self.scale:
-            raise UserError("%s is the x%d model; asked for x%s" % (self.name, self.scale, scale))
-        sr = self.upscale_y(lr_y)
+        sr = self.upscale_y(lr_y, scale)
         return shift_down_right(sr) if self.shift else sr
 
 

@@ -1,0 +1,78 @@
+"""predict on one image, as the authors' demo_SR.m: ground-truth mode (scores and figures) and
+upscale mode (a real LR image). tools/predict.py is the command line over these."""
+import os
+
+from . import figures, matlab
+from .errors import UserError
+from .evaluation import bicubic_upscaler, evaluate
+from .images import load_image, save_image
+from .upscaling import bicubic_rgb, merge_colour
+
+GT_MAX_PIXELS = 16 * 10 ** 6
+
+
+def colour(y, ycbcr, scale):
+    """uint8 image from a Y channel: with the bicubic Cb/Cr of an LR YCbCr image, or gray."""
+    return matlab.to_uint8(y) if ycbcr is None else merge_colour(y, ycbcr, scale)
+
+
+def ground_truth(model, path, out, analyse=False):
+    """demo_SR.m on one ground-truth image: scores, images and figures (the paths in `out`, which
+    the caller has cleared for writing). Returns (scores, a summary line)."""
+    s = model.scale
+    rgb = load_image(path)
+    h, w = rgb.shape[0] // s, rgb.shape[1] // s
+    model.check_size((h, w), path)
+    if rgb.shape[0] * rgb.shape[1] > GT_MAX_PIXELS:   # scored whole, in float64, as demo_SR.m does
+        raise UserError("%s: %dx%d is too large to score whole (at most %d MP in --mode gt); "
+                        "use --mode upscale" % (path, rgb.shape[1], rgb.shape[0], GT_MAX_PIXELS // 10 ** 6))
+    kept = {}
+
+    def recorded(name, upscaler):   # keep what evaluate() scores, to save exactly that
+        def run(lr, scale):
+            kept[name], kept["lr"] = upscaler(lr, scale), lr
+            return kept[name]
+        return run
+    try:
+        b, n = [evaluate(recorded(name, up), [path], s, name)["images"][0]
+                for name, up in (("bicubic", bicubic_upscaler), ("net", model.upscaler))]
+    except ValueError as exc:   # e.g. too small for SSIM's 11x11 window after shaving
+        raise UserError("%s: %s" % (path, exc)) from None
+    gt = matlab.modcrop(rgb, s)
+    lr_ycbcr = matlab.imresize(matlab.im2double(matlab.rgb2ycbcr(gt)), 1.0 / s) if gt.ndim == 3 else None
+    lr = matlab.to_uint8(kept["lr"] if lr_ycbcr is None else matlab.ycbcr2rgb(lr_ycbcr))
+    bic, sr = colour(kept["bicubic"], lr_ycbcr, s), colour(kept["net"], lr_ycbcr, s)
+    save_image(out["sr"], sr, overwrite=True)
+    save_image(out["bicubic"], bic, overwrite=True)
+    figures.compare(out["compare"], [
+        ("ground truth %dx%d" % (gt.shape[1], gt.shape[0]), gt), ("LR %dx%d (x1/%d)" % (w, h, s), lr),
+        ("bicubic %.2f dB / %.4f" % (b["psnr"], b["ssim"]), bic),
+        ("%s %.2f dB / %.4f" % (model.name, n["psnr"], n["ssim"]), sr)], overwrite=True)
+    if analyse:
+        # on the Y values that were scored: uint8, `scale` pixels shaved
+        gt_y = matlab.shave(matlab.to_uint8(matlab.im2double(matlab.rgb2y(gt))), s)
+        bic_y, sr_y = (matlab.shave(matlab.to_uint8(kept[k]), s) for k in ("bicubic", "net"))
+        figures.error_maps(out["errors"], gt_y, [(model.name, sr_y), ("bicubic", bic_y)], overwrite=True)
+        figures.patches(out["patches"], figures.rank_patches(gt_y, sr_y), gt_y,
+                        [("bicubic", bic_y), (model.name, sr_y)], overwrite=True)
+    return (b, n), "%s x%d: bicubic %.2f dB (SSIM %.4f), %s %.2f dB (SSIM %.4f)" % (
+        os.path.basename(path), s, b["psnr"], b["ssim"], model.name, n["psnr"], n["ssim"])
+
+
+def upscale(model, path, out):
+    """A real LR image, scale times larger: the network's and MATLAB bicubic's. Returns (None, line)."""
+    img = load_image(path)
+    sr = model.upscale(img, path)
+    save_image(out["sr"], sr, overwrite=True)
+    size = sr.shape[1], sr.shape[0]
+    del sr
+    save_image(out["bicubic"], bicubic_rgb(img, model.scale), overwrite=True)
+    return None, "%s: %dx%d -> %dx%d" % (os.path.basename(path), img.shape[1], img.shape[0], size[0], size[1])
+
+
+def command(model, mode, pad, analyse, path):
+    """What identifies one predict command for srcaffe.outputs.Record (not --tile, --out, --force:
+    they do not change what is written)."""
+    return "predict --mode %s --model %s (%s) --scale %d --pad %s%s %s" % (
+        mode, model.name, os.path.abspath(model.weights) if os.path.exists(str(model.weights)) else model.weights,
+        model.scale, pad, " --analyse" if analyse else "", os.path.abspath(path))
