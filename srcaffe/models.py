@@ -93,6 +93,5 @@ def label(spec):
     spec = os.fspath(spec)
     if is_official(spec) or is_shipped_name(spec):
         return spec
-    if os.path.isdir(spec):
-        return os.path.basename(os.path.normpath(spec))
-    return os.path.splitext(os.path.basename(spec))[0]
+    name = os.path.basename(os.path.normpath(spec))
+    return name if os.path.isdir(spec) else os.path.splitext(name)[0]

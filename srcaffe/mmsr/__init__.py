@@ -49,11 +49,6 @@ _LAZY = dict(
     **{n: "model" for n in ("MMSR", "macs_per_lr_pixel")},
     **{n: "compare" for n in ("compare", "load_columns")})
 
+from ..lazy import lazy_package  # noqa: E402
 
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError("module %r has no attribute %r" % (__name__, name))
-    import importlib
-    value = getattr(importlib.import_module("." + _LAZY[name], __name__), name)
-    globals()[name] = value    # also over a submodule of the same name (split) the import just set
-    return value
+lazy_package(__name__, _LAZY)

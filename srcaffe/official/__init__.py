@@ -53,11 +53,6 @@ _LAZY = {"caffe_params": "mat", "load_mat": "mat", "read_mat": "mat",
          "OfficialModel": "model", "evaluate_official": "model", "import_model": "model",
          "load_official": "model", "shift_down_right": "model", "fetch": "fetch"}
 
+from ..lazy import lazy_package  # noqa: E402
 
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError("module %r has no attribute %r" % (__name__, name))
-    import importlib
-    value = getattr(importlib.import_module("." + _LAZY[name], __name__), name)
-    globals()[name] = value    # also over a submodule of the same name (fetch) the import just set
-    return value
+lazy_package(__name__, _LAZY)
