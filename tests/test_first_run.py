@@ -183,3 +183,38 @@ def test_the_python_api_and_the_raw_pycaffe_recipe_work_as_documented(fetched, m
     np.testing.assert_allclose(raw_scope["sr_y"], want, atol=1e-6, rtol=0)
     # and the whole colour image the API gave is the network's Y merged with bicubic Cb/Cr
     assert abs(scope["hr"].astype(int) - scope["sr"].upscale(scope["lr"]).astype(int)).max() == 0
+
+
+def tool_parser(path, monkeypatch):
+    """The argparse parser a tool builds (caught as its main() parses)."""
+    import argparse
+    import importlib.util
+
+    caught = []
+
+    def catch(self, args=None, namespace=None):
+        caught.append(self)
+        raise SystemExit(0)
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", catch)
+    spec = importlib.util.spec_from_file_location("tool_" + os.path.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit):
+        module.main([])
+    return caught[0]
+
+
+@pytest.mark.parametrize("tool", TOOLS, ids=os.path.basename)
+def test_every_option_of_every_tool_is_explained(tool, monkeypatch):
+    import argparse
+
+    todo, unexplained = [tool_parser(tool, monkeypatch)], []
+    while todo:
+        parser = todo.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo += list(action.choices.values())
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                unexplained.append("%s %s" % (parser.prog, "/".join(action.option_strings) or action.dest))
+        assert parser.prog.startswith(("tools/", "./run_train.sh")), parser.prog   # as README writes them
+    assert not unexplained

@@ -5,7 +5,7 @@ from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (th
 import argparse
 import time
 
-from srcaffe import datasets, files, mmsr  # noqa: E402
+from srcaffe import datasets, files, mmsr, nets  # noqa: E402
 from srcaffe import cli
 from srcaffe.cli import run_main  # noqa: E402
 from srcaffe.errors import UserError  # noqa: E402
@@ -53,10 +53,10 @@ def parse_args(argv):
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    s = sub.add_parser("split", help="one prepared data folder per TVAT class")
+    s = sub.add_parser("split", help="one prepared data folder per TVAT class", description="one prepared data folder per TVAT class")
     s.add_argument("--models", default="fsrcnn-s,fsrcnn",
                    help="one model per class, flattest class first (default fsrcnn-s,fsrcnn)")
-    s.add_argument("--scale", type=int, default=3, choices=(2, 3, 4))
+    cli.add_scale(s)
     s.add_argument("--thresholds", metavar="A,B", help="TVAT class thresholds (default: K-quantiles of the sub-images)")
     s.add_argument("--vsp-threshold", type=float, default=mmsr.VSP_THRESHOLD, metavar="T",
                    help="VSP threshold of TVAT (default %g)" % mmsr.VSP_THRESHOLD)
@@ -67,7 +67,7 @@ def parse_args(argv):
     s.add_argument("--hist", metavar="PNG", help="histogram of the training scores with the class boundaries")
     s.add_argument("--force", action="store_true", help="rewrite an existing split folder")
 
-    j = sub.add_parser("jobs", help="the job list: one run_train.sh command per class")
+    j = sub.add_parser("jobs", help="the job list: one run_train.sh command per class", description="the job list: one run_train.sh command per class")
     j.add_argument("split", metavar="SPLIT", help="a folder written by `split`")
     j.add_argument("--iters", type=int, help="iterations per model (default: the solver's max_iter)")
     j.add_argument("--epochs", type=float, metavar="E", help="instead of --iters: E passes over each model's own "
@@ -81,7 +81,7 @@ def parse_args(argv):
     j.add_argument("--parallel", type=int, metavar="N", help="--launch: at most N at a time (default all)")
     j.add_argument("--force", action="store_true", help="rewrite an existing jobs.txt")
 
-    sb = sub.add_parser("submit", help="the jobs as a Slurm job array")
+    sb = sub.add_parser("submit", help="the jobs as a Slurm job array", description="the jobs as a Slurm job array")
     sb.add_argument("runs", metavar="RUNS", help="a folder written by `jobs`")
     sb.add_argument("--only", nargs="+", metavar="CLASS", help="only these jobs: class numbers, run names or "
                     "'single' (to resubmit a failed or cancelled one; it continues from its snapshots)")
@@ -90,24 +90,24 @@ def parse_args(argv):
     sb.add_argument("--time", metavar="LIMIT", help="sbatch --time")
     sb.add_argument("--wait", action="store_true", help="wait until the tasks have left the queue, then print status")
 
-    la = sub.add_parser("launch", help="run the jobs here, without a scheduler")
+    la = sub.add_parser("launch", help="run the jobs here, without a scheduler", description="run the jobs here, without a scheduler")
     la.add_argument("runs", metavar="RUNS", help="a folder written by `jobs`")
     la.add_argument("--only", nargs="+", metavar="CLASS", help="only these jobs (class numbers, run names, 'single')")
     la.add_argument("--parallel", type=int, metavar="N", help="at most N at a time (default all)")
 
-    st = sub.add_parser("status", help="each job's state and exit code")
+    st = sub.add_parser("status", help="each job's state and exit code", description="each job's state and exit code")
     st.add_argument("runs", metavar="RUNS", help="a folder written by `jobs`")
     st.add_argument("--json", metavar="FILE", help="also write the states as JSON")
 
-    t = sub.add_parser("task", help="run one job with its status file (what each Slurm array task runs)")
+    t = sub.add_parser("task", help="run one job with its status file (what each Slurm array task runs)", description="run one job with its status file (what each Slurm array task runs)")
     t.add_argument("runs", metavar="RUNS", help="a folder written by `jobs`")
     t.add_argument("index", type=int, help="the job's number (its line in jobs.txt, from 0)")
 
-    r = sub.add_parser("report", help="training time per class vs the single model")
+    r = sub.add_parser("report", help="training time per class vs the single model", description="training time per class vs the single model")
     r.add_argument("runs", metavar="RUNS", help="a folder written by `jobs`")
     r.add_argument("--json", metavar="FILE", help="also write the report as JSON")
 
-    q = sub.add_parser("quality", help="time to quality: MMSR vs the single model, from their snapshots")
+    q = sub.add_parser("quality", help="time to quality: MMSR vs the single model, from their snapshots", description="time to quality: MMSR vs the single model, from their snapshots")
     q.add_argument("runs", metavar="RUNS", help="a folder written by `jobs` (with --snapshots and --baseline)")
     q.add_argument("--levels", nargs="+", default=["Set5=30.5,31,31.5", "Set14=27.6,27.9,28.2"], metavar="SET=DB,DB",
                    help="PSNR levels to reach, per dataset (default Set5=30.5,31,31.5 Set14=27.6,27.9,28.2)")
@@ -119,7 +119,7 @@ def parse_args(argv):
                    help="fragment overlap (default %d)" % mmsr.DEFAULT_OVERLAP)
     q.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
 
-    e = sub.add_parser("evaluate", help="MMSR vs single model vs bicubic on Set5/Set14")
+    e = sub.add_parser("evaluate", help="MMSR vs single model vs bicubic on Set5/Set14", description="MMSR vs single model vs bicubic on Set5/Set14")
     e.add_argument("--runs", metavar="RUNS", help="class models (and the single model) from `jobs`' run folders")
     e.add_argument("--split", metavar="SPLIT", help="thresholds from a split folder")
     e.add_argument("--class-models", nargs="+", metavar="SPEC", help="one model per class, flattest first")
@@ -127,7 +127,7 @@ def parse_args(argv):
     e.add_argument("--thresholds", metavar="A,B", help="TVAT class thresholds (default: the split's)")
     e.add_argument("--vsp-threshold", type=float, metavar="T", help="VSP threshold (default: the split's, else %g)"
                    % mmsr.VSP_THRESHOLD)
-    e.add_argument("--scale", type=int, choices=(2, 3, 4), help="default: the split's, else 3")
+    e.add_argument("--scale", type=int, choices=nets.SCALES, help="upscaling factor (default: the split's, else 3)")
     e.add_argument("--fragments", type=int, default=mmsr.DEFAULT_FRAGMENT, metavar="N",
                    help="fragment side in LR pixels (default %d)" % mmsr.DEFAULT_FRAGMENT)
     e.add_argument("--overlap", type=int, default=mmsr.DEFAULT_OVERLAP, metavar="K",
