@@ -185,12 +185,16 @@ def set_name(name_or_path):
 
 
 def list_images(name_or_path, root=None):
-    """Sorted image paths of a registered dataset (verified first: a missing or corrupt file is a
-    UserError naming it) or of any folder (png/bmp/jpg/jpeg/tif, any case)."""
+    """Sorted image paths of a registered dataset (fetched first where files are missing, as
+    resolve_image does; then verified: a corrupt file is a UserError naming it) or of any folder
+    (png/bmp/jpg/jpeg/tif, any case)."""
     key = str(name_or_path)
     if is_registered(key):
         name = canonical_name(key)
         probs = verify(name, root)
+        if probs and all(p.endswith(": missing") for p in probs):   # not fetched yet: fetch it now (verified)
+            fetch(name, source_dir=datasets_source(), root=root, log=lambda msg: print(msg, file=sys.stderr))
+            probs = verify(name, root)
         if probs:
             raise UserError("%s%s; run: python tools/datasets.py fetch %s"
                             % (probs[0], _more(probs), name))

@@ -18,19 +18,17 @@ whole, so an interrupted preparation leaves nothing that looks prepared, and is 
 the next one. Datasets `data` and `label` are float32
 in [0,1], N x 1 x H x W.
 """
-import contextlib
-import fcntl
 import os
-import shutil
 import sys
 import time
 
 import numpy as np
 
-from . import datasets, files, matlab, nets
+from . import data_folder, datasets, files, matlab, nets
+from .data_folder import is_prepared, listed_files, read_meta, write_h5  # noqa: F401 (the module's readers)
 from .errors import UserError
 from .images import load_image
-from .paths import ROOT, data_root, datasets_source
+from .paths import data_root, datasets_source
 
 AUG_ROTATIONS = (0, 1, 2, 3)            # multiples of 90 degrees (rot90's k)
 AUG_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6)
@@ -115,14 +113,6 @@ def collect(model, scale, images, stride, augment, progress=None):
     return np.concatenate(inputs), np.concatenate(labels)
 
 
-def write_h5(path, inputs, labels):
-    import h5py
-    with files.writing(path) as tmp:
-        with h5py.File(tmp, "w") as f:   # Caffe blobs: N x C x H x W
-            f.create_dataset("data", data=inputs[:, None], dtype=np.float32)
-            f.create_dataset("label", data=labels[:, None], dtype=np.float32)
-
-
 class _Progress:
     """'data: 40/91 images, 12 img/s, ETA 4 s' on stderr, at most every second (and at the end)."""
 
@@ -141,19 +131,6 @@ class _Progress:
         sys.stderr.flush()
 
 
-@contextlib.contextmanager
-def _lock(out, log):
-    """One preparer of a folder at a time; the others wait here, then find it prepared."""
-    files.make_dir(os.path.dirname(out))
-    with open(out + ".lock", "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log("data: another process is preparing %s; waiting for it" % out)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        yield
-
-
 def check_stride(stride):
     if stride is not None and stride < 1:
         raise UserError("--stride must be at least 1 pixel, not %d" % stride)
@@ -170,23 +147,14 @@ def prepare(model, scale, augment=True, train_set="T91", test_set="Set5", stride
     g = nets.geometry(model, scale)
     stride = stride or train_stride(model)
     out = data_dir(model, scale, augment, stride, train_set)
-    with _lock(out, log):
+    with data_folder.lock(out, log):
         if is_prepared(out) and not force:
             log("data: reusing %s" % out)
             return out
-        for stale in os.listdir(os.path.dirname(out)):   # left by a preparation that was killed
-            if stale.startswith(os.path.basename(out) + ".part-"):
-                shutil.rmtree(os.path.join(os.path.dirname(out), stale), ignore_errors=True)
         if os.path.isdir(out) and not force and os.listdir(out):
             raise UserError("%s exists but is incomplete (no meta.json); move it away or prepare with --force" % out)
-        part = "%s.part-%d" % (out, os.getpid())
-        try:
+        with data_folder.build(out) as part:
             meta = _write(model, scale, g, augment, train_set, test_set, stride, part, out, log)
-            if os.path.isdir(out):
-                shutil.rmtree(out)
-            os.rename(part, out)
-        finally:
-            shutil.rmtree(part, ignore_errors=True)
     log("data: %d train patches (%dx%d -> %dx%d) in %d file(s), %d test patches from %s, %.1f s -> %s"
         % (meta["train_patches"], g.input_size, g.input_size, g.label_size, g.label_size, meta["files"],
            meta["test_patches"], test_set, meta["seconds"], out))
@@ -212,50 +180,20 @@ def _write(model, scale, g, augment, train_set, test_set, stride, out, final, lo
     pick = np.sort(rng.choice(len(test_in), TEST_PATCHES, replace=False))
     test_in, test_lab = test_in[pick], test_lab[pick]
 
-    files.make_dir(out)
     names = []
     for i, first in enumerate(range(0, len(inputs), PATCHES_PER_FILE)):
         names.append("train_%03d.h5" % i)
         write_h5(os.path.join(out, names[-1]), inputs[first:first + PATCHES_PER_FILE],
                  labels[first:first + PATCHES_PER_FILE])
     write_h5(os.path.join(out, "test.h5"), test_in, test_lab)
-    # Caffe's HDF5Data opens the listed paths from its working folder: relative to the repository
-    # for a folder inside it (`caffe train -solver solvers/...` from the repository root, wherever
-    # the clone is), else absolute. Runs resolve them in the folder itself (listed_files), so a
-    # moved or copied folder trains on its own files.
-    files.write_text(os.path.join(out, "train.txt"), "".join(list_entry(final, n) + "\n" for n in names))
-    files.write_text(os.path.join(out, "test.txt"), list_entry(final, "test.h5") + "\n")
+    data_folder.write_list(out, final, "train.txt", names)
+    data_folder.write_list(out, final, "test.txt", ["test.h5"])
     meta = dict(scale=scale, input_size=g.input_size, label_size=g.label_size, label_offset=g.label_offset,
                 upsampled_input=g.upsampled_input, stride=stride, augment=augment, train_set=train_set,
                 test_set=test_set, train_patches=len(inputs), test_patches=len(test_in),
                 train_images=len(train_images), files=len(names), seconds=round(time.time() - start, 1))
-    files.write_json(os.path.join(out, "meta.json"), meta)
+    data_folder.write_meta(out, meta)
     return meta
-
-
-def is_prepared(folder):
-    return os.path.isfile(os.path.join(folder, "meta.json"))
-
-
-def list_entry(folder, name):
-    """How a source list names folder/name: relative to the repository root when inside it."""
-    path = os.path.abspath(os.path.join(folder, name))
-    inside = os.path.commonpath([path, ROOT]) == ROOT
-    return os.path.relpath(path, ROOT) if inside else path
-
-
-def listed_files(folder, name):
-    """The HDF5 files a list names (relative to the repository root, or absolute paths
-    that are resolved to the file of that name in this folder, so a moved or copied folder
-    reads its own files)."""
-    try:
-        with open(os.path.join(folder, name)) as f:
-            lines = [l.strip() for l in f if l.strip()]
-    except OSError as exc:
-        raise UserError("%s: %s" % (os.path.join(folder, name), exc.strerror)) from None
-    if not lines:
-        raise UserError("%s: lists no HDF5 file" % os.path.join(folder, name))
-    return [os.path.join(folder, os.path.basename(l)) for l in lines]
 
 
 def check_h5(path, input_size, label_size):
@@ -295,14 +233,6 @@ def source_lists(checked, run_dir):
     """The absolute source lists Caffe's HDF5Data reads, written into run_dir from checked_files()."""
     return tuple(files.write_text(os.path.join(run_dir, "data-" + name), "".join(p + "\n" for p in paths))
                  for name, paths in zip(("train.txt", "test.txt"), checked))
-
-
-def read_meta(folder):
-    if not os.path.isdir(folder):
-        raise UserError("%s: no such data folder" % folder)
-    if not is_prepared(folder):
-        raise UserError("%s: not a prepared data folder (no meta.json)" % folder)
-    return files.read_json(os.path.join(folder, "meta.json"), "meta.json")
 
 
 def check_matches(folder, model, scale):

@@ -56,3 +56,15 @@ def save_image(path, img, overwrite=False):
                 os.path.splitext(path)[1].lower()))
         except (ValueError, KeyError) as exc:
             raise UserError("%s: cannot write image (%s)" % (path, exc)) from None
+
+
+def load_alpha(path):
+    """The alpha channel of an image file (uint8 HxW), or None when it has none."""
+    path = os.fspath(path)
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("RGBA", "LA", "PA") and not (im.mode == "P" and "transparency" in im.info):
+                return None
+            return np.array(im.convert("RGBA"), dtype=np.uint8)[..., 3]
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise UserError("%s: not a readable image (%s)" % (path, exc)) from None

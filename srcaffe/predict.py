@@ -2,10 +2,12 @@
 upscale mode (a real LR image). tools/predict.py is the command line over these."""
 import os
 
+import numpy as np
+
 from . import figures, matlab
 from .errors import UserError
 from .evaluation import bicubic_upscaler, evaluate
-from .images import load_image, save_image
+from .images import load_alpha, load_image, save_image
 from .upscaling import bicubic_rgb, merge_colour
 
 GT_MAX_PIXELS = 16 * 10 ** 6
@@ -60,19 +62,29 @@ def ground_truth(model, path, out, analyse=False):
 
 
 def upscale(model, path, out):
-    """A real LR image, scale times larger: the network's and MATLAB bicubic's. Returns (None, line)."""
-    img = load_image(path)
+    """A real LR image, scale times larger: the network's and MATLAB bicubic's (an alpha channel,
+    which the nets do not see, bicubic in both). Returns (None, line)."""
+    img, alpha = load_image(path), load_alpha(path)
+    if alpha is not None:   # MATLAB bicubic, as the colour channels the nets do not see either
+        alpha = matlab.to_uint8(matlab.imresize(matlab.im2double(alpha), model.scale))
+
+    def with_alpha(rgb):
+        if alpha is None:
+            return rgb
+        return np.dstack([np.dstack([rgb] * 3) if rgb.ndim == 2 else rgb, alpha])
     sr = model.upscale(img, path)
-    save_image(out["sr"], sr, overwrite=True)
+    save_image(out["sr"], with_alpha(sr), overwrite=True)
     size = sr.shape[1], sr.shape[0]
     del sr
-    save_image(out["bicubic"], bicubic_rgb(img, model.scale), overwrite=True)
-    return None, "%s: %dx%d -> %dx%d" % (os.path.basename(path), img.shape[1], img.shape[0], size[0], size[1])
+    save_image(out["bicubic"], with_alpha(bicubic_rgb(img, model.scale)), overwrite=True)
+    return None, "%s: %dx%d -> %dx%d%s" % (os.path.basename(path), img.shape[1], img.shape[0], size[0], size[1],
+                                          ", alpha upscaled bicubic" if alpha is not None else "")
 
 
-def command(model, mode, pad, analyse, path):
-    """What identifies one predict command for srcaffe.outputs.Record (not --tile, --out, --force:
-    they do not change what is written)."""
-    return "predict --mode %s --model %s (%s) --scale %d --pad %s%s %s" % (
+def command(model, mode, pad, path):
+    """What identifies one predict command for srcaffe.outputs.Record: not --tile, --out or
+    --force, which do not change what is written, nor --analyse, which only adds two figures
+    (its other outputs are the plain command's, byte for byte)."""
+    return "predict --mode %s --model %s (%s) --scale %d --pad %s %s" % (
         mode, model.name, os.path.abspath(model.weights) if os.path.exists(str(model.weights)) else model.weights,
-        model.scale, pad, " --analyse" if analyse else "", os.path.abspath(path))
+        model.scale, pad, os.path.abspath(path))

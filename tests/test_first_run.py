@@ -90,13 +90,17 @@ def test_predict_on_a_fresh_clone_sets_up_then_runs_again_beside_other_models(tm
     r = predict("butterfly.bmp")
     assert r.returncode == 0, r.stderr
     assert "replacing 3 file(s) this same command wrote before" in r.stdout and "setting up" not in r.stderr
+    r = predict("butterfly.bmp", "--analyse")   # the same outputs and two figures more
+    assert r.returncode == 0, r.stderr
+    assert "replacing 3 file(s)" in r.stdout
+    assert_figure(os.path.join(repo, "results", "butterfly_GT_x3_fsrcnn_errors.png"))
     for args, name in ((["--model", "srcnn"], "srcnn"), (["--model", "official-fsrcnn"], "official-fsrcnn"),
                        (["--model", "fsrcnn-s", "--analyse"], "fsrcnn-s")):
         r = predict("butterfly.bmp", *args)
         assert r.returncode == 0, r.stderr
         assert "replacing" not in r.stdout and " %s " % name in r.stdout
     names = [n for n in os.listdir(os.path.join(repo, "results")) if not n.startswith(".")]
-    assert len(names) == 3 + 3 + 3 + 5 and all(n.startswith("butterfly_GT_x3_") for n in names)
+    assert len(names) == 5 + 3 + 3 + 5 and all(n.startswith("butterfly_GT_x3_") for n in names)
     # the same model in another mode writes its own files too; another command's file is refused
     lr = os.path.join(repo, "results", "butterfly_GT_x3_fsrcnn_bicubic.png")
     r = predict(lr, "--mode", "upscale")

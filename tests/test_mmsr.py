@@ -1,9 +1,11 @@
 """Multi-model SR (srcaffe/mmsr/, tools/tvat.py, tools/mmsr.py): TVAT by hand, classes, routing
 and blending with real Caffe nets, class data folders trained by the real ./run_train.sh."""
+import glob
 import json
 import os
 import subprocess
 import sys
+import time
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -192,6 +194,37 @@ def split_dir(env):
     r = run(MMSR_TOOL, "split", "--models", "fsrcnn-s,fsrcnn", "--no-aug", "--vsp-threshold", 50, "--out", out, env=env)
     assert r.returncode == 0, r.stderr
     return out
+
+
+@pytest.mark.slow
+def test_a_split_killed_mid_write_leaves_nothing_that_looks_prepared(env, split_dir, tmp_path):
+    """SIGKILL while the class files are written (the common folder is prepared already): no
+    folder under the split's name, nothing is_prepared; the next split removes the leftover and
+    writes it whole."""
+    from srcaffe import data_folder
+
+    out = str(tmp_path / "split")
+    cmd = [sys.executable, MMSR_TOOL, "split", "--models", "fsrcnn-s,fsrcnn", "--no-aug", "--vsp-threshold", "50",
+           "--out", out]
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600     # bounds a hang; the kill waits for the event itself
+    part = None
+    while time.time() < deadline and p.poll() is None and part is None:
+        parts = glob.glob(out + ".part-*/class*/train_*.h5")
+        part = parts[0] if parts else None
+        time.sleep(0.01)
+    assert part is not None, "the split finished or failed before it wrote a class file"
+    p.kill()
+    p.wait()
+    assert not os.path.exists(out) and glob.glob(out + ".part-*")
+    assert not any(data_folder.is_prepared(d) for d in glob.glob(out + "*/class*") + [out])
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert not glob.glob(out + ".part-*") and os.path.isfile(os.path.join(out, "mmsr.json"))
+    for k in (0, 1):
+        folder = os.path.join(out, "class%d" % k)
+        assert data_folder.is_prepared(folder)
+        assert all(os.path.isfile(f) for f in data_folder.listed_files(folder, "train.txt"))
 
 
 def test_split_folders_train_with_run_train(env, split_dir, tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from srcaffe import ROOT, datasets, inference, matlab, paths, weights
+from srcaffe import ROOT, datasets, matlab, paths, weights
 
 from srcaffe.models import load_model
 from srcaffe.errors import UserError

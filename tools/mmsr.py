@@ -333,8 +333,7 @@ def cmd_evaluate(a):
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(a.threads)     # read when Caffe's BLAS is loaded, below
     names = [d.strip() for d in a.datasets.split(",") if d.strip()]
-    image_lists = [(datasets.canonical_name(n) if not os.path.isdir(n) else os.path.basename(os.path.normpath(n)),
-                    datasets.list_images(n)) for n in names]
+    image_lists = [(datasets.set_name(n), datasets.list_images(n)) for n in names]
     model, singles, settings = mmsr.load_columns(
         runs=a.runs, split=a.split, scale=a.scale, thresholds=a.thresholds, vsp_threshold=a.vsp_threshold,
         class_models=a.class_models, single=a.single, fragments=a.fragments, overlap=a.overlap, pad=a.pad)

@@ -87,7 +87,7 @@ def main(argv=None):
         print(note)
     if is_video:
         out = outputs.video_outputs(args.out, args.image, model.scale, model.name, args.mode, args.pad, args.compare)
-        record = outputs.Record(args.out, predict.command(model, "video-" + args.mode, args.pad, False, args.image))
+        record = outputs.Record(args.out, predict.command(model, "video-" + args.mode, args.pad, args.image))
         claim(record, list(out.values()), args.force)
         for line in video.predict_video(args.image, model, args.out, args.mode, args.frames, args.max_frames,
                                         args.compare, True, preset=args.preset):
@@ -95,7 +95,7 @@ def main(argv=None):
         record.done([p for p in out.values() if os.path.exists(p)])
         return 0
     todo = [(path, outputs.image_outputs(args.out, path, model.scale, model.name, args.mode, args.pad, args.analyse),
-             outputs.Record(args.out, predict.command(model, args.mode, args.pad, args.analyse, path))) for path in paths]
+             outputs.Record(args.out, predict.command(model, args.mode, args.pad, path))) for path in paths]
     for _, out, record in todo:
         claim(record, list(out.values()), args.force)
     from tqdm import tqdm

@@ -50,7 +50,7 @@ def parse_args(argv):
     g.add_argument("--thresholds", metavar="A,B", help="class thresholds on TVAT, increasing")
     g.add_argument("--classes", type=int, metavar="K", help="K classes from the training set's quantiles")
     p.add_argument("--model", default="fsrcnn", help="--classes: whose training data (default fsrcnn)")
-    p.add_argument("--scale", type=int, default=3, choices=(2, 3, 4), help="--classes: its scale (default 3)")
+    cli.add_scale(p)
     p.add_argument("--no-aug", action="store_true", help="--classes: the training data without augmentation")
     p.add_argument("--hist", metavar="PNG", help="write a histogram with the class boundaries")
     p.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
@@ -61,7 +61,7 @@ def parse_args(argv):
 def input_images(items):
     paths = []
     for item in items:
-        if os.path.isdir(item) or (not os.path.exists(item) and item.lower() in (k.lower() for k in datasets.DATASETS)):
+        if datasets.is_image_set(item):
             paths += datasets.list_images(item)
         else:
             paths.append(datasets.resolve_image(item))

@@ -1,6 +1,5 @@
 """MMSR against its single models and bicubic on datasets: PSNR/SSIM, upscaling time and
 multiply-adds (tools/mmsr.py evaluate)."""
-import os
 import time
 
 from ..errors import UserError

@@ -1,6 +1,5 @@
 """The training data of each texture class: a prepared HDF5 folder split by the TVAT of its
 sub-images into one prepared data folder per class (usable by ./run_train.sh --data)."""
-import json
 import math
 import os
 import shutil
@@ -8,7 +7,7 @@ import time
 
 import numpy as np
 
-from .. import files, hdf5_patches, nets
+from .. import data_folder, files, hdf5_patches, nets
 from ..errors import UserError
 from ..paths import data_root
 from .texture import SCORE_CHUNK, VSP_THRESHOLD, check_thresholds, class_ranges, classify, quantile_thresholds, score_y
@@ -35,20 +34,12 @@ def check_models(models, scale):
                         % ", ".join("%s %d->%d" % ((m,) + g) for m, g in zip(models, geos)))
 
 
-def read_list(path):
-    try:
-        with open(path) as f:
-            return [line.strip() for line in f if line.strip()]
-    except OSError as exc:
-        raise UserError("%s: %s" % (path, exc.strerror or exc)) from None
-
-
 def training_scores(folder, threshold=VSP_THRESHOLD):
     """TVAT of every training input of a prepared data folder, in train.txt order."""
     import h5py
 
     out = []
-    for path in hdf5_patches.listed_files(folder, "train.txt"):
+    for path in data_folder.listed_files(folder, "train.txt"):
         with h5py.File(path, "r") as f:
             data = f["data"]
             for i in range(0, data.shape[0], SCORE_CHUNK):
@@ -108,49 +99,52 @@ def split(models, scale=3, thresholds=None, vsp_threshold=VSP_THRESHOLD, augment
     plan = dict(method="MMSR (TVAT classes)", models=models, scale=scale, thresholds=thresholds,
                 vsp_threshold=vsp_threshold, scored_on="LR input sub-image, Y, 0-255 scale",
                 source=common, test=test, augment=meta.get("augment"), train_set=meta.get("train_set"))
-    plan_path = os.path.join(out, PLAN)
-    if os.path.isfile(plan_path) and not force:
-        with open(plan_path) as f:
-            old = json.load(f)
-        if _plan_key(old) == _plan_key(plan):
-            log("mmsr: reusing %s" % out)
-            return old
-        raise UserError("%s holds a split with other settings; rerun with --force to rewrite it, or give --out"
-                        % out)
-    if os.path.isdir(out) and os.listdir(out) and not force:
-        raise UserError("%s exists and is not an MMSR split; give another --out (or --force)" % out)
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    dirs = [os.path.join(out, "class%d" % k) for k in range(len(models))]
-    for d in dirs:
-        os.makedirs(d)
+    # One writer at a time; written aside and renamed into place whole (srcaffe.data_folder), so
+    # an interrupted split never looks prepared.
+    with data_folder.lock(out, log):
+        plan_path = os.path.join(out, PLAN)
+        if os.path.isfile(plan_path) and not force:
+            old = files.read_json(plan_path, "MMSR split description")
+            if _plan_key(old) == _plan_key(plan):
+                log("mmsr: reusing %s" % out)
+                return old
+            raise UserError("%s holds a split with other settings; rerun with --force to rewrite it, or give --out"
+                            % out)
+        if os.path.isdir(out) and os.listdir(out) and not force:
+            raise UserError("%s exists and is not an MMSR split; give another --out (or --force)" % out)
+        with data_folder.build(out) as part:
+            _write_split(plan, meta, common, labels, counts, part, out, start, log)
+    log("mmsr: thresholds %s, %.1f s -> %s" % (", ".join("%.4g" % t for t in thresholds), plan["seconds"], out))
+    return plan
 
-    _write_train(common, labels, dirs, log)
-    tests = _write_tests(common, models[0], scale, test, thresholds, vsp_threshold, dirs)
+
+def _write_split(plan, meta, common, labels, counts, part, out, start, log):
+    """Every class folder and mmsr.json (last) into `part`, naming the files where they will be: in `out`."""
+    models, thresholds, vsp_threshold, test = plan["models"], plan["thresholds"], plan["vsp_threshold"], plan["test"]
+    dirs = [(os.path.join(part, "class%d" % k), os.path.join(out, "class%d" % k)) for k in range(len(models))]
+    for d, _ in dirs:
+        files.make_dir(d)
+    n_files = _write_train(common, labels, dirs, log)
+    tests = _write_tests(common, models[0], plan["scale"], test, thresholds, vsp_threshold, dirs)
     ranges = class_ranges(thresholds)
     plan["classes"] = []
-    for k, d in enumerate(dirs):
-        files = read_list(os.path.join(d, "train.txt"))
+    for k, (d, final) in enumerate(dirs):
         cmeta = {key: meta[key] for key in ("scale", "input_size", "label_size", "label_offset",
                                             "upsampled_input", "stride", "augment", "train_set", "train_images")}
         cmeta.update(test_set=meta["test_set"], train_patches=int(counts[k]), test_patches=tests[k],
-                     files=len(files), seconds=round(time.time() - start, 1),
+                     files=n_files[k], seconds=round(time.time() - start, 1),
                      mmsr=dict(cls=k, classes=len(models), model=models[k], tvat_range=_json_range(ranges[k]),
                                vsp_threshold=vsp_threshold, test=test, source=common,
                                share=round(float(counts[k]) / len(labels), 4)))
-        with open(os.path.join(d, "meta.json"), "w") as f:
-            json.dump(cmeta, f, indent=1)
-        plan["classes"].append(dict(cls=k, model=models[k], dir=d, train_patches=int(counts[k]),
+        data_folder.write_meta(d, cmeta)
+        plan["classes"].append(dict(cls=k, model=models[k], dir=final, train_patches=int(counts[k]),
                                     test_patches=tests[k], share=cmeta["mmsr"]["share"],
                                     tvat_range=cmeta["mmsr"]["tvat_range"]))
         log("mmsr: class %d (%s, TVAT in %s): %d train patches (%.1f%%), %d test patches -> %s"
-            % (k, models[k], _range_text(ranges[k]), counts[k], 100.0 * counts[k] / len(labels), tests[k], d))
+            % (k, models[k], _range_text(ranges[k]), counts[k], 100.0 * counts[k] / len(labels), tests[k], final))
     plan.update(train_patches=int(len(labels)), seconds=round(time.time() - start, 1),
                 created=time.strftime("%Y-%m-%d %H:%M:%S"))
-    with open(plan_path, "w") as f:
-        json.dump(plan, f, indent=1)
-    log("mmsr: thresholds %s, %.1f s -> %s" % (", ".join("%.4g" % t for t in thresholds), plan["seconds"], out))
-    return plan
+    files.write_json(os.path.join(part, PLAN), plan)
 
 
 def _json_range(r):
@@ -166,11 +160,12 @@ def _range_text(r):
 
 def _write_train(common, labels, dirs, log):
     """Copy each training sub-image to its class, keeping the common folder's (shuffled) order,
-    in files of hdf5_patches.PATCHES_PER_FILE like hdf5_patches.prepare."""
+    in files of hdf5_patches.PATCHES_PER_FILE like hdf5_patches.prepare. dirs: (folder written,
+    its final place). Returns the number of files of each class."""
     import h5py
 
     buffers = [([], []) for _ in dirs]
-    files = [[] for _ in dirs]
+    names = [[] for _ in dirs]
 
     def flush(k, final=False):
         inputs, labs = buffers[k]
@@ -178,9 +173,9 @@ def _write_train(common, labels, dirs, log):
             return
         data, lab = np.concatenate(inputs), np.concatenate(labs)
         while len(data) >= hdf5_patches.PATCHES_PER_FILE or (final and len(data)):
-            path = os.path.join(dirs[k], "train_%03d.h5" % len(files[k]))
-            hdf5_patches.write_h5(path, data[:hdf5_patches.PATCHES_PER_FILE], lab[:hdf5_patches.PATCHES_PER_FILE])
-            files[k].append(path)
+            names[k].append("train_%03d.h5" % len(names[k]))
+            data_folder.write_h5(os.path.join(dirs[k][0], names[k][-1]), data[:hdf5_patches.PATCHES_PER_FILE],
+                                 lab[:hdf5_patches.PATCHES_PER_FILE])
             data, lab = data[hdf5_patches.PATCHES_PER_FILE:], lab[hdf5_patches.PATCHES_PER_FILE:]
         buffers[k] = ([data], [lab]) if len(data) else ([], [])
 
@@ -196,10 +191,10 @@ def _write_train(common, labels, dirs, log):
                 buffers[k][0].append(data[pick])
                 buffers[k][1].append(lab[pick])
                 flush(k)
-    for k, d in enumerate(dirs):
+    for k, (d, final) in enumerate(dirs):
         flush(k, final=True)
-        with open(os.path.join(d, "train.txt"), "w") as f:
-            f.write("".join(os.path.abspath(p) + "\n" for p in files[k]))
+        data_folder.write_list(d, final, "train.txt", names[k])
+    return [len(n) for n in names]
 
 
 def _write_tests(common, model, scale, test, thresholds, vsp_threshold, dirs):
@@ -208,7 +203,7 @@ def _write_tests(common, model, scale, test, thresholds, vsp_threshold, dirs):
 
     counts = []
     if test == "common":
-        for d in dirs:
+        for d, _ in dirs:
             shutil.copyfile(os.path.join(common, "test.h5"), os.path.join(d, "test.h5"))
             with h5py.File(os.path.join(d, "test.h5"), "r") as f:
                 counts.append(int(f["data"].shape[0]))
@@ -217,17 +212,16 @@ def _write_tests(common, model, scale, test, thresholds, vsp_threshold, dirs):
         inputs, labels = hdf5_patches.collect(model, scale, hdf5_patches.dataset_images(meta["test_set"]), 1, False)
         cls = classify(score_y(inputs, vsp_threshold), thresholds)
         rng = np.random.RandomState(hdf5_patches.SEED)
-        for k, d in enumerate(dirs):
+        for k, (d, _) in enumerate(dirs):
             idx = np.flatnonzero(cls == k)
             if not len(idx):
                 raise UserError("class %d has no %s test patch; use --test common" % (k, meta["test_set"]))
             if len(idx) > hdf5_patches.TEST_PATCHES:
                 idx = np.sort(rng.choice(idx, hdf5_patches.TEST_PATCHES, replace=False))
-            hdf5_patches.write_h5(os.path.join(d, "test.h5"), inputs[idx], labels[idx])
+            data_folder.write_h5(os.path.join(d, "test.h5"), inputs[idx], labels[idx])
             counts.append(int(len(idx)))
-    for d in dirs:
-        with open(os.path.join(d, "test.txt"), "w") as f:
-            f.write(os.path.abspath(os.path.join(d, "test.h5")) + "\n")
+    for d, final in dirs:
+        data_folder.write_list(d, final, "test.txt", ["test.h5"])
     return counts
 
 
