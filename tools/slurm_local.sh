@@ -8,7 +8,7 @@
 #
 # Everything lives in DIR (config, key, sockets, state, logs), on free ports, so it touches neither
 # /etc/slurm nor /etc/munge nor a cluster already running here. Clients need SLURM_CONF=DIR/slurm.conf.
-# Facts this follows: /work/shared/notes/slurm.md (Debian 12, Slurm 22.05, munge 0.5).
+# Written for Debian 12's slurm-wlm 22.05 and munge 0.5.
 set -euo pipefail
 
 die() { echo "error: $*" >&2; exit 2; }
