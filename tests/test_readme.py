@@ -1,9 +1,11 @@
 """README's command blocks, run as written: every ```bash block of README.md, in order, in a copy
-of the tree as a fresh clone has it, from its root. Two kinds of line are adapted, and only
-these: the test command itself (tools/test.sh: this is it) is not run again, and a raw
-`caffe train -solver solvers/X.prototxt` runs the same generated solver with max_iter cut to 60
-(the solver's own 100000 iterations take hours). Everything else, training included, runs as
-printed; README keeps its examples short for that."""
+of the tree as a fresh clone has it, from its root, and every ```python block with the venv's
+Python there. Two kinds of line are adapted, and only these: the test command itself
+(tools/test.sh: this is it) is not run again, and a raw `caffe train -solver solvers/X.prototxt`
+runs the same generated solver cut short (the solver's own 100000 iterations take hours): 60
+iterations with a snapshot at 60, and a line that resumes with `-snapshot ..._iter_N.solverstate`
+continues from that snapshot to 120. Everything else, training included, runs as printed;
+README keeps its examples short for that."""
 import os
 import re
 import subprocess
@@ -17,11 +19,11 @@ from test_first_run import clone_tree, user_env
 
 pytestmark = pytest.mark.slow   # trains, prepares data, runs every tool of the quick start
 
-SHORT = {"max_iter": 60, "snapshot": 60, "display": 20, "test_interval": 100000}
+SHORT = {"snapshot": 60, "display": 20, "test_interval": 100000}
 
 
-def bash_blocks(text):
-    return re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+def blocks(text, kind):
+    return re.findall(r"```%s\n(.*?)```" % kind, text, flags=re.S)
 
 
 def adapt(line, repo, tmp):
@@ -30,20 +32,23 @@ def adapt(line, repo, tmp):
         return None
     m = re.search(r"caffe train -solver (solvers/\S+\.prototxt)", line)
     if m:
+        resume = re.search(r"-snapshot (\S+_iter_)(\d+)(\.solverstate)", line)
         text = open(os.path.join(repo, m.group(1))).read()
-        for key, value in SHORT.items():
+        for key, value in dict(SHORT, max_iter=120 if resume else 60).items():
             text = re.sub(r"(?m)^%s: .*$" % key, "%s: %d" % (key, value), text)
-        short = os.path.join(tmp, os.path.basename(m.group(1)))
+        short = os.path.join(tmp, ("resume_" if resume else "") + os.path.basename(m.group(1)))
         with open(short, "w") as f:
             f.write(text)
         line = line.replace(m.group(1), short)
+        if resume:
+            line = line.replace(resume.group(0), "-snapshot %s60%s" % (resume.group(1), resume.group(3)))
     return line
 
 
 def test_readme_has_runnable_blocks_and_is_a_front_page():
     text = open(os.path.join(ROOT, "README.md")).read()
     assert len(text.splitlines()) <= 260
-    assert len(bash_blocks(text)) >= 4
+    assert len(blocks(text, "bash")) >= 4
 
 
 def test_every_readme_command_block_runs_as_written(tmp_path, shared_datasets):
@@ -53,7 +58,13 @@ def test_every_readme_command_block_runs_as_written(tmp_path, shared_datasets):
     env.pop("SRCAFFE_DATA", None)
     env["PATH"] = os.path.join(sys.prefix, "bin") + os.pathsep + env.get("PATH", "")
     ran = 0
-    for block in bash_blocks(open(os.path.join(repo, "README.md")).read()):
+    readme = open(os.path.join(repo, "README.md")).read()
+    for block in blocks(readme, "python"):
+        r = subprocess.run([os.path.join(repo, ".venv", "bin", "python"), "-c", block], cwd=repo, env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, "README block failed:\n%s\n---\n%s" % (block, r.stderr[-3000:])
+        ran += 1
+    for block in blocks(readme, "bash"):
         lines = [adapt(l, repo, str(tmp_path)) for l in block.splitlines()]
         script = "\n".join(l for l in lines if l is not None)
         if not script.strip() or all(l.strip().startswith("#") for l in script.splitlines() if l.strip()):
@@ -63,4 +74,5 @@ def test_every_readme_command_block_runs_as_written(tmp_path, shared_datasets):
         assert r.returncode == 0, "README block failed:\n%s\n---\n%s\n%s" % (block, r.stdout[-2000:], r.stderr[-3000:])
         assert "Traceback" not in r.stderr, block
         ran += 1
-    assert ran >= 4
+    assert ran >= 6
+    assert os.path.isfile(os.path.join(repo, "runs", "srcnn_x3_adam_iter_120.caffemodel"))
