@@ -15,6 +15,8 @@
 #                  (comma-separated, e.g. convolution_layer,net) and run them with --gtest_filter=FILTER
 #                  (tools/caffe_selftest.sh); the output goes to LOG and to the terminal
 set -euo pipefail
+case ${1:-} in -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
+[ $# -eq 4 ] || { echo "error: usage: tools/build_caffe.sh PREFIX BLAS PYTHON LOG (see --help; tools/setup.sh calls it)" >&2; exit 2; }
 
 PREFIX=$1 BLAS=$2 PYTHON=$3 LOG=$4
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -112,18 +114,6 @@ lib = os.path.join(v("LIBDIR"), v("LDLIBRARY"))
 print("%d.%d" % __import__("sys").version_info[:2], sysconfig.get_paths()["include"], lib, numpy.get_include())
 EOF
 )
-# Relative run paths, so that the install works wherever it is copied (a Docker image takes the
-# host's build of the same recipe): bin/ and lib/ find lib/, pycaffe's _caffe.so finds lib/ from
-# lib/python3/dist-packages/caffe/; plus the CUDA toolkit's or MKL's lib folder below.
-RPATH='$ORIGIN/../lib;$ORIGIN/../../..'
-rel_to_cache() {  # $1: a folder; prints RPATH entries for it from bin/ and lib/ (depth 1) and from
-    # pycaffe (depth 4) when it lies in the cache folder beside PREFIX, else its absolute path
-    local cache; cache=$(dirname "$PREFIX")
-    case $1 in
-        "$cache"/*) printf '$ORIGIN/../../%s;$ORIGIN/../../../../../%s' "${1#"$cache"/}" "${1#"$cache"/}" ;;
-        *) printf '%s' "$1" ;;
-    esac
-}
 CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX"
     -DBUILD_docs=OFF -DBUILD_python=ON -DBUILD_python_layer=ON
     -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=OFF -DUSE_CUDNN=OFF
@@ -138,11 +128,11 @@ if [ "${CAFFE_GPU:-0}" = 1 ]; then
     IFS=';' read -r ARCH_BIN ARCH_PTX < <(CUDA_HOME=$CUDA_ROOT bash "$HERE/cuda_toolchain.sh" --archs)
     [ -n "$ARCH_BIN" ] || die "no GPU arch list from $CUDA_ROOT/bin/nvcc"
     step "CUDA toolkit $CUDA_ROOT ($("$CUDA_ROOT/bin/nvcc" --version | grep -o 'release [0-9.]*, V[0-9.]*')): sm_${ARCH_BIN// /, sm_} + PTX $ARCH_PTX"
-    # The install RPATH also names the toolkit's lib64, so the CUDA build runs here as it is;
-    # a GPU machine's own cuBLAS/cuRAND come first through LD_LIBRARY_PATH (tools/gpu_check.sh).
+    # The install's run path names the toolkit's lib64 (Caffe's CMake adds every link folder), so
+    # the CUDA build runs here as it is; a GPU machine's own cuBLAS/cuRAND come first through
+    # LD_LIBRARY_PATH (tools/gpu_check.sh).
     CMAKE_ARGS+=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF -DUSE_NCCL=OFF -DCUDA_TOOLKIT_ROOT_DIR="$CUDA_ROOT"
                  -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="$ARCH_BIN" -DCUDA_ARCH_PTX="$ARCH_PTX")
-    RPATH="$RPATH;$(rel_to_cache "$CUDA_ROOT/lib64")"
 else
     CMAKE_ARGS+=(-DCPU_ONLY=ON)
 fi
@@ -158,11 +148,9 @@ case $BLAS in
         [ -e "$MKL_ROOT/lib/libmkl_rt.so" ] || ln -sf "$(ls "$MKL_ROOT"/lib/libmkl_rt.so.* | head -n1)" "$MKL_ROOT/lib/libmkl_rt.so"
         mkdir -p "$MKL_ROOT/lib/intel64" && ln -sf "$MKL_ROOT"/lib/lib*.so* "$MKL_ROOT/lib/intel64/" 2>/dev/null || true
         CMAKE_ARGS+=(-DBLAS=MKL -DMKL_USE_SINGLE_DYNAMIC_LIBRARY=ON -DMKL_MULTI_THREADED=ON -DMKL_ROOT="$MKL_ROOT")
-        RPATH="$RPATH;$(rel_to_cache "$(cd "$MKL_ROOT" && pwd)/lib")"
         export MKLROOT=$MKL_ROOT ;;
     *) die "unknown BLAS '$BLAS' (use open or mkl)" ;;
 esac
-CMAKE_ARGS+=(-DCMAKE_INSTALL_RPATH="$RPATH")
 
 if [ -n "${CAFFE_SELFTEST:-}" ]; then
     CMAKE_ARGS+=(-DBUILD_only_tests="${CAFFE_SELFTEST%%|*}")
@@ -179,6 +167,25 @@ run make -C "$WORK/build" -j"$JOBS" all || die "compilation failed"
 step "installing into $PREFIX"
 run make -C "$WORK/build" install || die "installation failed"
 [ -x "$PREFIX/bin/caffe" ] || die "build finished but $PREFIX/bin/caffe is missing"
+# Caffe's CMake writes absolute run paths (the prefix, then every folder it linked from). Those
+# inside the cache folder (the prefix itself, the PyPI CUDA toolchain, MKL) are made relative to
+# each file ($ORIGIN), so that the install works wherever the cache folder is copied: a Docker
+# image takes the host's build of the same recipe.
+step "making the install's run paths relative to the cache folder"
+command -v patchelf >/dev/null || die "patchelf not found (apt-get install patchelf; tools/setup.sh installs it)"
+CACHE_DIR=$(dirname "$PREFIX")
+while IFS= read -r -d '' f; do
+    rp=$(patchelf --print-rpath "$f" 2>/dev/null) || continue   # not an ELF file
+    [ -n "$rp" ] || continue
+    new=
+    IFS=: read -ra dirs <<<"$rp"
+    for d in "${dirs[@]}"; do
+        case $d in "$CACHE_DIR"/*) d='$ORIGIN/'$(realpath -m --relative-to="$(dirname "$f")" "$d") ;; esac
+        new=${new:+$new:}$d
+    done
+    run patchelf --set-rpath "$new" "$f"
+done < <(find "$PREFIX/bin" "$PREFIX/lib" -type f \( -name '*.so*' -o -perm -u+x \) -print0)
+"$PREFIX/bin/caffe" --version >>"$LOG" 2>&1 || die "the installed caffe does not run after relocation (see $LOG)"
 if [ -n "${CAFFE_SELFTEST:-}" ]; then
     step "building Caffe's unit tests: test_{${CAFFE_SELFTEST%%|*}}.cpp"
     run make -C "$WORK/build" -j"$JOBS" test.testbin || die "the unit tests did not compile (see $LOG)"

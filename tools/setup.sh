@@ -30,7 +30,7 @@ STATUS=0 REBUILD=0 APT=1 VARIANT= BUILD_ONLY=0
 CAFFE_VERSION=1.0.0
 APT_PACKAGES=(build-essential cmake patch xz-utils ca-certificates curl libprotobuf-dev protobuf-compiler
     libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev libboost-system-dev
-    libboost-thread-dev libboost-filesystem-dev libboost-python-dev)
+    libboost-thread-dev libboost-filesystem-dev libboost-python-dev patchelf)
 
 die() { echo "error: $*" >&2; exit 2; }
 say() { printf '[setup %4ss] %s\n' "$SECONDS" "$*"; }
