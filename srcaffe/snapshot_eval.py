@@ -7,7 +7,7 @@ bicubic and paper lines.
 
 Results are kept in RUN_DIR/snapshot_eval.json, keyed by dataset and iteration and checked
 against the snapshot's SHA-256 (copies keep it, mtimes do not), so each snapshot is evaluated
-once and a run resumed in a later session (from models/training/<run>/, where release.ship
+once and a run resumed later, elsewhere (from models/training/<run>/, where release.ship
 keeps this file) only evaluates its new snapshots.
 """
 import json
