@@ -57,8 +57,9 @@ def cache_dir():
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "srcaffe")
 
 
-def recipe_key(blas):
-    """The cache key tools/setup.sh computes for a BLAS with this venv (same bytes, same hash)."""
+def recipe_key(blas, variant="cpu", cuda_id=""):
+    """The cache key tools/setup.sh computes for a BLAS with this venv: the same bytes hashed
+    (build_caffe.sh, the patches, then the line "BLAS pyX.Y numpyV VARIANT CUDA_ID srcSOURCE")."""
     import numpy
     tools = os.path.join(ROOT, "tools")
     h = hashlib.sha256()
@@ -68,10 +69,24 @@ def recipe_key(blas):
     for f in files:
         with open(f, "rb") as fh:
             h.update(fh.read())
-    h.update(("%s py%d.%d numpy%s gpu%s src%s\n" % (blas, sys.version_info[0], sys.version_info[1],
-              numpy.__version__, os.environ.get("CAFFE_GPU") or 0,
-              os.environ.get("CAFFE_SRC") or "debian")).encode())
+    h.update(("%s py%d.%d numpy%s %s %s src%s\n" % (blas, sys.version_info[0], sys.version_info[1],
+              numpy.__version__, variant, cuda_id, os.environ.get("CAFFE_SRC") or "debian")).encode())
     return h.hexdigest()[:12]
+
+
+def recorded_build(variant="cpu"):
+    """(blas, key, prefix) of the build tools/setup.sh recorded for this venv ($VENV/.srcaffe-cpu:
+    key=..., prefix=...), or None when it recorded none."""
+    for venv in (sys.prefix, paths.venv_dir()):
+        try:
+            with open(os.path.join(venv, ".srcaffe-" + variant)) as f:
+                info = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+        except OSError:
+            continue
+        if info.get("key") and info.get("prefix"):
+            match = re.match(r"caffe-[^-]+-([a-z]+)-", os.path.basename(info["prefix"]))
+            return (match.group(1) if match else None), info["key"], info["prefix"]
+    return None
 
 
 def libcaffe_of(binary):
@@ -105,9 +120,19 @@ def default_builds(all_cached):
             out.append((label, binary))
 
     linked = os.path.join(sys.prefix, "bin", "caffe")
+    recorded = recorded_build("cpu")
+    if recorded is None:
+        notes.append("note: this venv records no Caffe build (no .srcaffe-cpu: run tools/setup.sh); "
+                     "the builds are looked up by the key computed here")
+    elif recorded[0] and recipe_key(recorded[0]) != recorded[1]:
+        notes.append("note: the venv's build was set up for key %s, the recipe now gives %s "
+                     "(tools/setup.sh rebuilds or relinks it)" % (recorded[1], recipe_key(recorded[0])))
     for blas in ("open", "mkl"):
-        key = recipe_key(blas)
-        prefix = os.path.join(cache, "caffe-%s-%s-%s" % (CAFFE_VERSION, blas, key))
+        if recorded and recorded[0] == blas:   # the build tools/setup.sh linked into this venv
+            key, prefix = recorded[1], recorded[2]
+        else:
+            key = recipe_key(blas)
+            prefix = os.path.join(cache, "caffe-%s-%s-%s" % (CAFFE_VERSION, blas, key))
         binary = os.path.join(prefix, "bin", "caffe")
         if os.path.isfile(os.path.join(prefix, ".complete")) and os.access(binary, os.X_OK):
             add("%s (current recipe %s)" % (blas, key), binary)
