@@ -399,7 +399,8 @@ def main(argv=None):
             torch_label = "PyTorch %s CPU (%d threads)" % (torch.__version__, torch.get_num_threads())
         except ImportError:
             torch_note = ("note: PyTorch is not installed, so it is not compared; it is not a requirement "
-                          "of the toolkit: for this bench only, %s -m pip install torch==2.13.0" % sys.executable)
+                          "of the toolkit: for this bench only, %s -m pip install -r bench/requirements.txt (torch==2.13.0)"
+                          % sys.executable)
 
     print("%s x%d, batch %d, ms per iteration (median of %d round%s, range in brackets)"
           % (" and ".join(TITLES.get(m, m) for m in models), SCALE, BATCH, a.repeat, "" if a.repeat == 1 else "s"))
