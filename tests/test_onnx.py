@@ -194,3 +194,16 @@ def test_docs_example_runs_as_written(fetched, tmp_path):
     sr = scope["sr"]
     want = inference.load_model("fsrcnn", 3).upscale_y(lr)
     assert sr.shape == (1, 1) + want.shape and np.abs(sr[0, 0] - want).max() < TOL
+
+
+def test_mult_adds_count_every_conv_and_the_deconvolution():
+    """onnx_export.mult_adds (the benches' GFLOP/s) against the layer shapes written out by hand."""
+    h, w = 366, 646
+    inner = (h - 4) * (w - 4)    # after FSRCNN's unpadded 5x5; the 3x3 mapping layers pad 1
+    fsrcnn = inner * (56 * 25 + 56 * 12 + 4 * 12 * 12 * 9 + 12 * 56 + 56 * 81)
+    assert onnx_export.mult_adds(onnx_export.resolve("fsrcnn", 3).prototxt, h, w) == fsrcnn
+    # the authors' FSRCNN pads inside (replicate), so every layer sees the full h x w, the deconv (h+2) x (w+2)
+    full = h * w * (56 * 25 + 56 * 12 + 4 * 12 * 12 * 9 + 12 * 56) + (h + 2) * (w + 2) * 56 * 81
+    assert onnx_export.mult_adds(official.net_text("official-fsrcnn", 2), h, w) == full
+    srcnn = (h - 8) * (w - 8) * 64 * 81 + (h - 8) * (w - 8) * 64 * 32 + (h - 12) * (w - 12) * 32 * 25
+    assert onnx_export.mult_adds(onnx_export.resolve("srcnn", 3).prototxt, h, w) == srcnn
