@@ -179,9 +179,24 @@ def act_layers(model):
     return set(re.findall(r'name: "(\w+)"\s+type: "(?:PReLU|ReLU)"', text))
 
 
-def caffe_time(binary, model, iters, env):
+def train_net(model, tmp):
+    """The committed train/test net with its HDF5 sources pointed at data_folder(model) (so
+    $SRCAFFE_DATA is honoured), written into tmp; returns its path."""
+    folder = data_folder(model)
+    text = open(paths.net_file(model, SCALE, "train_test")).read()
+    text, n = re.subn(r'source: "[^"]*/(train|test)\.txt"',
+                      lambda m: 'source: "%s"' % os.path.join(folder, m.group(1) + ".txt"), text)
+    if n != 2:
+        raise RuntimeError("%s: expected a train and a test source, found %d" % (paths.net_file(model, SCALE, "train_test"), n))
+    path = os.path.join(tmp, "%s_x%d_train_test.prototxt" % (model, SCALE))
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def caffe_time(binary, model, iters, env, tmp):
     """(ms forward+backward per iteration, ms of it in the PReLU/ReLU layers)."""
-    net = paths.net_file(model, SCALE, "train_test")
+    net = train_net(model, tmp)
     out = subprocess.run([binary, "time", "-model", net, "-iterations", str(iters)],
                          cwd=ROOT, env=env, capture_output=True, text=True)
     text = out.stdout + out.stderr
@@ -198,7 +213,7 @@ def caffe_time(binary, model, iters, env):
 def caffe_train(binary, model, iters, warmup, env, tmp):
     """ms per iteration of `caffe train` (Adam), from the log's timestamps after `warmup` iters."""
     s = solvers.read(paths.solver_file(model, SCALE, "adam"))
-    s.net, s.max_iter, s.display, s.test_interval = paths.net_file(model, SCALE, "train_test"), iters, 10, 10 ** 8
+    s.net, s.max_iter, s.display, s.test_interval = train_net(model, tmp), iters, 10, 10 ** 8
     s.snapshot, s.snapshot_prefix = 0, os.path.join(tmp, "snap")
     s.test_initialization, s.snapshot_after_train = False, False
     text = solvers.to_text(s)
@@ -427,7 +442,7 @@ def main(argv=None):
                     res = results[(model, label)]
                     e = dict(env, **more)
                     try:
-                        ms, prelu = caffe_time(binary, model, a.time_iters, e)
+                        ms, prelu = caffe_time(binary, model, a.time_iters, e, tmp)
                         res["time"].append(ms)
                         res["prelu"].append(100.0 * prelu / ms)
                         if not a.no_train:
