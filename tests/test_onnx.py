@@ -145,7 +145,7 @@ def test_per_channel_prelu_leaky_relu_and_deconv_shapes(tmp_path):
         assert got.shape == ref.shape == (1, 2) + ref.shape[2:] and np.abs(got - ref).max() < TOL
 
 
-@pytest.mark.slow   # nine runs of the tool
+@pytest.mark.slow   # ten runs of the tool
 def test_tool_writes_refuses_and_fails_in_one_line(tmp_path):
     import onnx
 
@@ -169,6 +169,8 @@ def test_tool_writes_refuses_and_fails_in_one_line(tmp_path):
                           "junk.caffemodel: not a Caffe .caffemodel")
     assert_one_line_error(run_tool("to-onnx", shipped_weights("fsrcnn", 3), tmp_path / "a.onnx", "--arch", "srcnn"),
                           "does not hold srcnn weights")
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    assert_one_line_error(run_tool("to-onnx", "fsrcnn-s", tmp_path / "blocker" / "sub" / "a.onnx"), "blocker")
     assert not (tmp_path / "a.onnx").exists()
 
 
