@@ -57,8 +57,9 @@ def cache_dir():
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "srcaffe")
 
 
-def recipe_key(blas):
-    """The cache key tools/setup.sh computes for a BLAS with this venv (same bytes, same hash)."""
+def recipe_key(blas, variant="cpu", cuda_id=""):
+    """The cache key tools/setup.sh computes for a BLAS with this venv: the same bytes hashed
+    (build_caffe.sh, the patches, then the line "BLAS pyX.Y numpyV VARIANT CUDA_ID srcSOURCE")."""
     import numpy
     tools = os.path.join(ROOT, "tools")
     h = hashlib.sha256()
@@ -68,10 +69,24 @@ def recipe_key(blas):
     for f in files:
         with open(f, "rb") as fh:
             h.update(fh.read())
-    h.update(("%s py%d.%d numpy%s gpu%s src%s\n" % (blas, sys.version_info[0], sys.version_info[1],
-              numpy.__version__, os.environ.get("CAFFE_GPU") or 0,
-              os.environ.get("CAFFE_SRC") or "debian")).encode())
+    h.update(("%s py%d.%d numpy%s %s %s src%s\n" % (blas, sys.version_info[0], sys.version_info[1],
+              numpy.__version__, variant, cuda_id, os.environ.get("CAFFE_SRC") or "debian")).encode())
     return h.hexdigest()[:12]
+
+
+def recorded_build(variant="cpu"):
+    """(blas, key, prefix) of the build tools/setup.sh recorded for this venv ($VENV/.srcaffe-cpu:
+    key=..., prefix=...), or None when it recorded none."""
+    for venv in (sys.prefix, paths.venv_dir()):
+        try:
+            with open(os.path.join(venv, ".srcaffe-" + variant)) as f:
+                info = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+        except OSError:
+            continue
+        if info.get("key") and info.get("prefix"):
+            match = re.match(r"caffe-[^-]+-([a-z]+)-", os.path.basename(info["prefix"]))
+            return (match.group(1) if match else None), info["key"], info["prefix"]
+    return None
 
 
 def libcaffe_of(binary):
@@ -105,9 +120,19 @@ def default_builds(all_cached):
             out.append((label, binary))
 
     linked = os.path.join(sys.prefix, "bin", "caffe")
+    recorded = recorded_build("cpu")
+    if recorded is None:
+        notes.append("note: this venv records no Caffe build (no .srcaffe-cpu: run tools/setup.sh); "
+                     "the builds are looked up by the key computed here")
+    elif recorded[0] and recipe_key(recorded[0]) != recorded[1]:
+        notes.append("note: the venv's build was set up for key %s, the recipe now gives %s "
+                     "(tools/setup.sh rebuilds or relinks it)" % (recorded[1], recipe_key(recorded[0])))
     for blas in ("open", "mkl"):
-        key = recipe_key(blas)
-        prefix = os.path.join(cache, "caffe-%s-%s-%s" % (CAFFE_VERSION, blas, key))
+        if recorded and recorded[0] == blas:   # the build tools/setup.sh linked into this venv
+            key, prefix = recorded[1], recorded[2]
+        else:
+            key = recipe_key(blas)
+            prefix = os.path.join(cache, "caffe-%s-%s-%s" % (CAFFE_VERSION, blas, key))
         binary = os.path.join(prefix, "bin", "caffe")
         if os.path.isfile(os.path.join(prefix, ".complete")) and os.access(binary, os.X_OK):
             add("%s (current recipe %s)" % (blas, key), binary)
@@ -154,9 +179,24 @@ def act_layers(model):
     return set(re.findall(r'name: "(\w+)"\s+type: "(?:PReLU|ReLU)"', text))
 
 
-def caffe_time(binary, model, iters, env):
+def train_net(model, tmp):
+    """The committed train/test net with its HDF5 sources pointed at data_folder(model) (so
+    $SRCAFFE_DATA is honoured), written into tmp; returns its path."""
+    folder = data_folder(model)
+    text = open(paths.net_file(model, SCALE, "train_test")).read()
+    text, n = re.subn(r'source: "[^"]*/(train|test)\.txt"',
+                      lambda m: 'source: "%s"' % os.path.join(folder, m.group(1) + ".txt"), text)
+    if n != 2:
+        raise RuntimeError("%s: expected a train and a test source, found %d" % (paths.net_file(model, SCALE, "train_test"), n))
+    path = os.path.join(tmp, "%s_x%d_train_test.prototxt" % (model, SCALE))
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def caffe_time(binary, model, iters, env, tmp):
     """(ms forward+backward per iteration, ms of it in the PReLU/ReLU layers)."""
-    net = paths.net_file(model, SCALE, "train_test")
+    net = train_net(model, tmp)
     out = subprocess.run([binary, "time", "-model", net, "-iterations", str(iters)],
                          cwd=ROOT, env=env, capture_output=True, text=True)
     text = out.stdout + out.stderr
@@ -173,7 +213,7 @@ def caffe_time(binary, model, iters, env):
 def caffe_train(binary, model, iters, warmup, env, tmp):
     """ms per iteration of `caffe train` (Adam), from the log's timestamps after `warmup` iters."""
     s = solvers.read(paths.solver_file(model, SCALE, "adam"))
-    s.net, s.max_iter, s.display, s.test_interval = paths.net_file(model, SCALE, "train_test"), iters, 10, 10 ** 8
+    s.net, s.max_iter, s.display, s.test_interval = train_net(model, tmp), iters, 10, 10 ** 8
     s.snapshot, s.snapshot_prefix = 0, os.path.join(tmp, "snap")
     s.test_initialization, s.snapshot_after_train = False, False
     text = solvers.to_text(s)
@@ -374,7 +414,8 @@ def main(argv=None):
             torch_label = "PyTorch %s CPU (%d threads)" % (torch.__version__, torch.get_num_threads())
         except ImportError:
             torch_note = ("note: PyTorch is not installed, so it is not compared; it is not a requirement "
-                          "of the toolkit: for this bench only, %s -m pip install torch==2.13.0" % sys.executable)
+                          "of the toolkit: for this bench only, %s -m pip install -r bench/requirements.txt (torch==2.13.0)"
+                          % sys.executable)
 
     print("%s x%d, batch %d, ms per iteration (median of %d round%s, range in brackets)"
           % (" and ".join(TITLES.get(m, m) for m in models), SCALE, BATCH, a.repeat, "" if a.repeat == 1 else "s"))
@@ -401,7 +442,7 @@ def main(argv=None):
                     res = results[(model, label)]
                     e = dict(env, **more)
                     try:
-                        ms, prelu = caffe_time(binary, model, a.time_iters, e)
+                        ms, prelu = caffe_time(binary, model, a.time_iters, e, tmp)
                         res["time"].append(ms)
                         res["prelu"].append(100.0 * prelu / ms)
                         if not a.no_train:

@@ -7,12 +7,13 @@ os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anyth
 
 import numpy as np
 
-from srcaffe import files, nets, weights
+from srcaffe import files, nets, onnx_export, weights
 from srcaffe import cli
 from srcaffe.cli import run_main
 
 DESCRIPTION = """\
-Convert FSRCNN / SRCNN weights between a Caffe .caffemodel and a NumPy .npz.
+Convert FSRCNN / SRCNN weights between a Caffe .caffemodel and a NumPy .npz, or export a model
+as an ONNX graph (to-onnx: see docs/export.md).
 
 The .npz holds one float32 array per learnable blob, named LAYER_INDEX as in Caffe:
 conv1_0 (weights, out x in x k x k), conv1_1 (bias), prelu1_0 (PReLU slope, a scalar), ...,
@@ -23,6 +24,14 @@ EPILOG = """\
 examples:
   python tools/export.py to-npz runs/x/fsrcnn_x3_iter_100000.caffemodel fsrcnn_x3.npz
   python tools/export.py from-npz fsrcnn_x3.npz fsrcnn_x3.caffemodel --arch fsrcnn --scale 3
+  python tools/export.py to-onnx fsrcnn fsrcnn_x3.onnx --scale 3       # models/fsrcnn_x3.caffemodel
+  python tools/export.py to-onnx fsrcnn-s fsrcnn-s_x3.onnx --borders replicate   # LR in, 3x out
+  python tools/export.py to-onnx official-fsrcnn official-fsrcnn_x2.onnx --scale 2
+  python tools/export.py to-onnx runs/x/fsrcnn_x3_iter_100000.caffemodel x.onnx
+
+to-onnx MODEL: a shipped model's name (fsrcnn, fsrcnn-s, srcnn: models/NAME_xS.caffemodel), an
+official model (official-fsrcnn, official-srcnn-955, ...: the authors' weights and their
+replicate borders) or a .caffemodel file (--arch, else recognised; --scale, else recorded).
 
 --scale only matters to FSRCNN's deconvolution stride (not stored in the weights); default 3.
 Existing output files are never overwritten without --force."""
@@ -40,6 +49,15 @@ def parse_args(argv):
         s.add_argument("--arch", metavar="MODEL", help="architecture (default: recognised from the shapes)")
         s.add_argument("--scale", type=int, default=3, choices=nets.SCALES, help="upscaling factor (default 3)")
         s.add_argument("--force", action="store_true", help="overwrite DEST")
+    s = sub.add_parser("to-onnx", help="model -> ONNX graph", description="model -> ONNX graph (docs/export.md)")
+    s.add_argument("source", metavar="MODEL", help="model name, official model name or .caffemodel")
+    s.add_argument("dest", metavar="OUT.onnx")
+    s.add_argument("--arch", metavar="MODEL", help="architecture of a .caffemodel (default: recognised)")
+    s.add_argument("--scale", type=int, choices=nets.SCALES,
+                   help="upscaling factor (default: recorded beside a .caffemodel, else 3)")
+    s.add_argument("--borders", choices=onnx_export.BORDERS,
+                   help="also pad the input and crop the output as the toolkit does (its own models)")
+    s.add_argument("--force", action="store_true", help="overwrite OUT.onnx")
     return p.parse_args(argv)
 
 
@@ -62,11 +80,19 @@ def from_npz(args):
     print("wrote %s: %s x%d from %d arrays" % (args.dest, arch, args.scale, len(arrays)))
 
 
+def to_onnx(args):
+    source, proto = onnx_export.export(args.source, args.dest, args.scale, args.arch, args.force,
+                                       borders=args.borders, log=print)
+    print("wrote %s: %s (weights %s), %d nodes, opset %d, input %s 1x1xHxW float32%s"
+          % (args.dest, source.label, onnx_export.shown(source.weights), len(proto.graph.node), onnx_export.OPSET,
+             onnx_export.INPUT, ", %s borders" % args.borders if args.borders else ""))
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.arch:
         nets.architecture(args.arch)
-    (to_npz if args.command == "to-npz" else from_npz)(args)
+    {"to-npz": to_npz, "from-npz": from_npz, "to-onnx": to_onnx}[args.command](args)
     return 0
 
 
