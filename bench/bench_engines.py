@@ -37,10 +37,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from srcaffe.device import THREAD_VARS, thread_env  # noqa: E402
 
 SCALE = 3
 SWITCH = "CAFFE_CONV_BATCH_MB"
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 MARK = "RESULT "
 FAST = ("cv2.dnn", "ONNX Runtime", "OpenVINO")
 
@@ -270,7 +270,7 @@ def main(argv=None):
         os.cpu_count(), *os.getloadavg(), subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()))
     results = []
     for t in counts:
-        env = dict(os.environ, GLOG_minloglevel="2", **{v: str(t) for v in THREAD_VARS})
+        env = dict(os.environ, GLOG_minloglevel="2", **thread_env(t))
         args = [sys.executable, os.path.abspath(__file__), "--worker", str(t)] + list(argv if argv is not None else sys.argv[1:])
         proc = subprocess.run(args, env=env, stdout=subprocess.PIPE, text=True)
         for line in proc.stdout.splitlines():

@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import inference, matlab, models, nets, paths, pycaffe  # noqa: E402
+from srcaffe import device, inference, matlab, models, nets, paths, pycaffe  # noqa: E402
 from srcaffe.evaluation import prepare_pair  # noqa: E402
 from srcaffe.hdf5_patches import dataset_images  # noqa: E402
 
@@ -74,8 +74,7 @@ def main(argv=None):
         load_s = time.perf_counter() - t0
 
         load = os.getloadavg()
-        threads = ", ".join("%s=%s" % (v, os.environ[v]) for v in
-                            ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if v in os.environ)
+        threads = ", ".join("%s=%s" % (v, os.environ[v]) for v in device.THREAD_VARS if v in os.environ)
         print("%s x%d through pycaffe vs MATLAB-exact bicubic, Y channel, seconds per dataset "
               "(median of %d, range in brackets)" % (a.arch, SCALE, a.repeat))
         import caffe

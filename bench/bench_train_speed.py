@@ -41,7 +41,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import ROOT, caffelog, hdf5_patches, nets, paths, runs, solvers  # noqa: E402
+from srcaffe import ROOT, caffelog, device, hdf5_patches, nets, paths, runs, solvers  # noqa: E402
 
 SCALE, BATCH = 3, nets.TRAIN_BATCH
 MODELS = ("fsrcnn", "srcnn")
@@ -160,8 +160,7 @@ def default_builds(all_cached):
 def caffe_env(threads):
     env = dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1")
     if threads:
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = str(threads)
+        env.update(device.thread_env(threads))
     return env
 
 

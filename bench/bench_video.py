@@ -58,8 +58,8 @@ def fmt(runs, n):
 def main(argv=None):
     a = parse_args(argv)
     if a.threads:
-        for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[v] = str(a.threads)
+        from srcaffe.device import thread_env
+        os.environ.update(thread_env(a.threads))
     if a.datasets_from:
         os.environ["SRCAFFE_DATASETS_FROM"] = a.datasets_from
     import cv2

@@ -19,6 +19,14 @@ import sys
 from .errors import UserError
 
 SETUP_HINT = "tools/setup.sh --cuda builds and links one"
+# The CPU thread counts Caffe's libraries read when they load: OpenMP (the toolkit's patches),
+# OpenBLAS and MKL (whichever BLAS the build links).
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def thread_env(threads):
+    """{variable: value} that run Caffe (and its BLAS) on `threads` CPU threads."""
+    return {v: str(int(threads)) for v in THREAD_VARS}
 
 
 def build_prefix(variant, venv=None):

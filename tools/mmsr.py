@@ -330,8 +330,8 @@ def cmd_evaluate(a):
             raise UserError("--threads must be positive, not %d" % a.threads)
         if "caffe" in sys.modules:
             raise UserError("--threads: Caffe is already loaded in this process")
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(a.threads)     # read when Caffe's BLAS is loaded, below
+        from srcaffe import device
+        os.environ.update(device.thread_env(a.threads))     # read when Caffe's BLAS is loaded, below
     names = [d.strip() for d in a.datasets.split(",") if d.strip()]
     image_lists = [(datasets.set_name(n), datasets.list_images(n)) for n in names]
     model, singles, settings = mmsr.load_columns(

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from .. import files, hdf5_patches, nets, snapshots
+from .. import device, files, hdf5_patches, nets, snapshots
 from ..errors import UserError
 from ..paths import ROOT, runs_root
 from .split import read_plan
@@ -78,7 +78,7 @@ def write_jobs(split_dir, iters=None, solver=None, runs_dir=None, baseline=None,
         if snapshots and e["iters"]:
             e["snapshot_every"] = max(1, e["iters"] // snapshots)
             cmd += ["--snapshot-every", str(e["snapshot_every"])]
-        env = "OPENBLAS_NUM_THREADS=%d OMP_NUM_THREADS=%d " % (threads, threads) if threads else ""
+        env = "".join("%s=%s " % kv for kv in sorted(device.thread_env(threads).items())) if threads else ""
         e["command"] = "cd %s && %s%s >> %s 2>&1" % (shlex.quote(ROOT), env, " ".join(map(shlex.quote, cmd)),
                                                      shlex.quote(e["out"]))
         lines.append(e["command"])
