@@ -7,8 +7,12 @@ from .errors import UserError
 
 
 def run_main(main, argv=None):
-    """Run main(argv) and exit: 0 on success, 2 with 'error: ...' for UserError, 130 on Ctrl-C."""
+    """Run main(argv) and exit: 0 on success, 2 with 'error: ...' for UserError, 130 on Ctrl-C.
+    Caffe's environment knobs are checked first (a bad one would abort Caffe mid-way)."""
+    from . import caffe_env
+
     try:
+        caffe_env.check()
         code = main(argv)
     except UserError as exc:
         print("error: %s" % exc, file=sys.stderr)
