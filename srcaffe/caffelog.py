@@ -354,15 +354,16 @@ class Progress:
 
     def summary(self):
         """Print and return a one-line account of the run (call when the log ends)."""
-        if self.iter is None:
+        if self.end_iter is None:
             text = "no Caffe training iterations seen"
         else:
-            text = "%s: iter %d -> %d%s" % ("finished" if self.finished else "stopped",
-                                            self.start_iter or self.first[0], self.end_iter,
+            first = self.start_iter or (self.first[0] if self.first else self.end_iter)
+            text = "%s: iter %d -> %d%s" % ("finished" if self.finished else "stopped", first, self.end_iter,
                                             "/%d" % self.max_iter if self.max_iter else "")
-            (i0, t0, g0), (i1, t1, g1) = self.first, self.last
-            if g0 == g1 and i1 > i0 and t1 > t0:
-                text += " in %s (%s it/s)" % (_duration(t1 - t0), _rate((i1 - i0) / (t1 - t0)))
+            if self.first:
+                (i0, t0, g0), (i1, t1, g1) = self.first, self.last
+                if g0 == g1 and i1 > i0 and t1 > t0:
+                    text += " in %s (%s it/s)" % (_duration(t1 - t0), _rate((i1 - i0) / (t1 - t0)))
             if self.loss is not None:
                 text += ", loss %.4g" % self.loss
             if self.psnr is not None:

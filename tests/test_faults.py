@@ -1,0 +1,322 @@
+"""Faults a user meets while training and shipping, each with real Caffe on small real data: two
+trainers on one run folder, inputs Caffe would abort on, a full disk, data that vanishes,
+non-finite numbers, and a ship interrupted half-way."""
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from srcaffe import paths, runs, snapshots
+
+from helpers import RUN_TRAIN, assert_error_line, assert_one_line_error, make_caffemodel, run_train
+
+TOOLS = os.path.join(paths.ROOT, "tools")
+MODEL = "fsrcnn-s"
+
+
+def tool(name, *args, env=None):
+    return subprocess.run([sys.executable, os.path.join(TOOLS, name)] + [str(a) for a in args],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def data_x3(train_env):
+    """FSRCNN x3 data without augmentation (fsrcnn-s shares its geometry), in the session's data folder."""
+    out = tool("prepare_data.py", "fsrcnn", "--scale", 3, "--no-aug", env=train_env)
+    assert out.returncode == 0, out.stderr
+    return os.path.join(train_env["SRCAFFE_DATA"], "T91-x3-lr11-label19-stride4")
+
+
+def wait_for(condition, what, timeout=300):
+    """Poll for an event; the deadline only bounds a hang."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("no %s within %d s" % (what, timeout))
+
+
+def logged_iteration(log):
+    if not os.path.exists(log):
+        return -1
+    with open(log, errors="replace") as f:
+        found = [int(l.split("Iteration ")[1].split()[0].rstrip(",")) for l in f if "] Iteration " in l
+                 and ", loss = " in l]
+    return found[-1] if found else -1
+
+
+def start(env, *args):
+    return subprocess.Popen(["bash", RUN_TRAIN, MODEL] + [str(a) for a in args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def stop(proc, sig=signal.SIGINT):
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+    return proc.communicate(timeout=300)
+
+
+def small_data(data_x3, dest, n_files=1, patches=400):
+    """A prepared data folder of `n_files` small train files cut from the real x3 data."""
+    os.makedirs(dest)
+    with h5py.File(os.path.join(data_x3, "train_000.h5"), "r") as f:
+        data, label = f["data"][:n_files * patches], f["label"][:n_files * patches]
+    names = []
+    for i in range(n_files):
+        names.append("train_%03d.h5" % i)
+        with h5py.File(os.path.join(dest, names[-1]), "w") as f:
+            f.create_dataset("data", data=data[i * patches:(i + 1) * patches])
+            f.create_dataset("label", data=label[i * patches:(i + 1) * patches])
+    shutil.copy(os.path.join(data_x3, "test.h5"), dest)
+    with open(os.path.join(dest, "train.txt"), "w") as f:
+        f.write("".join(n + "\n" for n in names))
+    with open(os.path.join(dest, "test.txt"), "w") as f:
+        f.write("test.h5\n")
+    meta = json.load(open(os.path.join(data_x3, "meta.json")))
+    meta.update(files=n_files, train_patches=n_files * patches)
+    json.dump(meta, open(os.path.join(dest, "meta.json"), "w"))
+    return str(dest)
+
+
+# ---- one trainer per run folder -------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_second_trainer_of_a_run_folder_is_refused_naming_the_first(train_env, data_x3, tmp_path):
+    run_dir = tmp_path / "held"
+    log = str(run_dir / "train.log")
+    first = start(train_env, "--data", data_x3, "--iters", 100000, "--resume", "--run-dir", run_dir,
+                  "--snapshot-minutes", 0)
+    try:
+        wait_for(lambda: logged_iteration(log) >= 2, "iteration of the first trainer")
+        for args in (["--resume"], [], ["--snapshot-every", 5, "--resume"]):
+            second = run_train(train_env, MODEL, "--data", data_x3, "--iters", 100000, "--run-dir", run_dir, *args)
+            assert_error_line(second, str(run_dir), "another trainer", "pid %d" % runs.lock_holder(str(run_dir)))
+        assert first.poll() is None, "the first trainer was disturbed"
+        out, err = stop(first)
+    finally:
+        stop(first, signal.SIGKILL)
+    assert first.returncode == 130, err[-2000:]
+    info = runs.read_run(str(run_dir))
+    assert len(info["segments"]) == 1 and info["segments"][0]["ended"] == "stopped"
+    assert open(log).read().count(" train -solver ") == 1    # one Caffe wrote into the folder
+    assert runs.lock_holder(str(run_dir)) is None            # released with its process
+    again = run_train(train_env, MODEL, "--resume", "--run-dir", run_dir, "--iters", info["segments"][0]["end_iter"] + 2)
+    assert again.returncode == 0, again.stderr[-2000:]
+
+
+# ---- what Caffe would abort on, checked before it starts ------------------------------------------
+
+@pytest.mark.slow
+def test_a_snapshot_whose_caffemodel_is_truncated_is_refused(train_env, data_x3, tmp_path):
+    run_dir = tmp_path / "cut"
+    assert run_train(train_env, MODEL, "--data", data_x3, "--iters", 4, "--run-dir", run_dir).returncode == 0
+    model = run_dir / ("%s_x3_iter_4.caffemodel" % MODEL)
+    with open(model, "r+b") as f:
+        f.truncate(os.path.getsize(model) // 2)
+    out = run_train(train_env, MODEL, "--snapshot", run_dir / ("%s_x3_iter_4.solverstate" % MODEL), "--iters", 8)
+    assert_error_line(out, str(model))
+    assert not (run_dir / ("%s_x3_iter_8.caffemodel" % MODEL)).exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf", "1e"])
+def test_a_bad_caffe_conv_batch_mb_is_one_line_before_caffe(fetched, tmp_path, value):
+    env = dict(os.environ, CAFFE_CONV_BATCH_MB=value)
+    out = tool("predict.py", "butterfly", "--model", "fsrcnn", "--out", tmp_path, env=env)
+    assert_one_line_error(out, "CAFFE_CONV_BATCH_MB=%s" % value, "non-negative number")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_a_bad_caffe_conv_batch_mb_stops_training_before_caffe(train_env, data_x3, tmp_path):
+    env = dict(train_env, CAFFE_CONV_BATCH_MB="abc")
+    out = run_train(env, MODEL, "--data", data_x3, "--iters", 2, "--run-dir", tmp_path / "r")
+    assert_error_line(out, "CAFFE_CONV_BATCH_MB=abc")
+    assert not (tmp_path / "r").exists()
+    ok = run_train(dict(train_env, CAFFE_CONV_BATCH_MB="0.5"), MODEL, "--data", data_x3, "--iters", 2,
+                   "--run-dir", tmp_path / "r")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_data_file_that_vanishes_mid_run_is_named(train_env, data_x3, tmp_path):
+    data = small_data(data_x3, tmp_path / "data", n_files=2, patches=200)
+    run_dir = tmp_path / "r"
+    log = str(run_dir / "train.log")
+    proc = start(train_env, "--data", data, "--iters", 100000, "--run-dir", run_dir, "--snapshot-every", 5,
+                 "--snapshot-minutes", 0)
+    try:
+        wait_for(lambda: logged_iteration(log) >= 6, "iteration 6")
+        shutil.rmtree(data)   # Caffe opens the next train file every other iteration
+        out, err = proc.communicate(timeout=300)
+    finally:
+        stop(proc, signal.SIGKILL)
+    assert proc.returncode == 1, err[-2000:]
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "a data file vanished: %s" % os.path.join(data, "train_00") in lines[-1], err
+    assert "Traceback" not in err and "Check failed" not in err + out and "Failed opening" not in err + out
+    assert runs.read_run(str(run_dir))["segments"][-1]["ended"] == "failed"
+    # its snapshots are whole; --resume names the folder that is gone
+    assert runs.newest_valid_solverstate(str(run_dir), MODEL, 3, "adam")
+    assert_error_line(run_train(train_env, MODEL, "--resume", "--run-dir", run_dir), data, "gone", "--data")
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_snapshot_is_one_line_and_leaves_no_cut_snapshot(train_env, data_x3, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        run_dir = mnt / "run"
+        # The log stops growing once the disk is full; the snapshots (every 2 iterations) then
+        # meet the full disk inside Caffe's write.
+        out = run_train(train_env, MODEL, "--data", data_x3, "--iters", 100000, "--run-dir", run_dir,
+                        "--snapshot-every", 2, "--snapshot-minutes", 0, timeout=600)
+        assert_error_line(out, "no space left on the device")
+        assert out.returncode == 1
+        for it, path in snapshots.listing(str(run_dir), ".caffemodel"):   # every final name holds a whole file
+            snapshots.check_caffemodel(path, MODEL, 3)
+        for it, path in snapshots.listing(str(run_dir), ".solverstate"):
+            snapshots.check_solverstate(path, MODEL, 3, "adam")
+        assert [n for n in os.listdir(run_dir) if n.endswith(".broken")], os.listdir(run_dir)
+        # with room again, the run resumes from its newest whole snapshot
+        assert subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)]).returncode == 0
+        newest = runs.newest_valid_solverstate(str(run_dir), MODEL, 3, "adam")
+        again = run_train(train_env, MODEL, "--resume", "--run-dir", run_dir, "--iters", snapshots.iteration(newest) + 2)
+        assert again.returncode == 0, again.stderr[-2000:]
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+# ---- non-finite numbers ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_non_finite_data_is_named_before_caffe_starts(train_env, data_x3, tmp_path):
+    for value, where in ((np.nan, "label"), (np.inf, "data")):
+        data = small_data(data_x3, tmp_path / ("data-%s" % where))
+        with h5py.File(os.path.join(data, "train_000.h5"), "r+") as f:
+            block = f[where][7]
+            block[0, 3, 3] = value
+            f[where][7] = block
+        out = run_train(train_env, MODEL, "--data", data, "--iters", 2, "--run-dir", tmp_path / ("r-" + where))
+        assert_error_line(out, os.path.join(data, "train_000.h5"), "'%s'" % where, "non-finite", "patch 7")
+        assert not (tmp_path / ("r-" + where)).exists()
+
+
+def test_non_finite_options_are_refused(train_env, tmp_path):
+    for lr in ("inf", "nan", "-1", "0"):
+        assert_error_line(run_train(train_env, MODEL, "--base-lr", lr, "--run-dir", tmp_path / "r"), "--base-lr")
+    assert_error_line(run_train(train_env, MODEL, "--snapshot-minutes", "inf", "--run-dir", tmp_path / "r"),
+                      "--snapshot-minutes")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_divergence_stops_at_the_first_non_finite_loss_keeping_the_last_finite_snapshot(train_env, data_x3, tmp_path):
+    run_dir = tmp_path / "diverged"
+    out = run_train(train_env, MODEL, "--data", data_x3, "--iters", 400, "--base-lr", 1e30, "--snapshot-every", 1,
+                    "--run-dir", run_dir, "--snapshot-minutes", 0)
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert_error_line(out, "training diverged", "loss")
+    it = int(out.stderr.strip().splitlines()[-1].split("at iteration ")[1].split(";")[0])
+    assert it < 400 and "Optimization Done." not in (run_dir / "train.log").read_text()   # killed there
+    left = snapshots.listing(str(run_dir))
+    for _, path in left:                                             # every snapshot left is finite
+        snapshots.check_caffemodel(path, MODEL, 3)
+    assert all(i < it for i, _ in left)
+    assert [n for n in os.listdir(run_dir) if n.endswith(".caffemodel.broken")]   # the diverged ones, set aside
+    newest = runs.newest_valid_solverstate(str(run_dir), MODEL, 3, "adam")
+    assert runs.read_run(str(run_dir))["segments"][-1]["ended"] == "diverged"
+    hint = [l for l in out.stdout.splitlines() if l.startswith("resume:")][-1]
+    if newest:
+        assert "snapshot: %s" % newest in out.stdout
+    assert "--base-lr 1e+29" in hint
+
+
+def test_non_finite_weights_are_refused_by_every_tool(fetched, tmp_path):
+    import caffe
+    path = make_caffemodel(tmp_path / "nan_x3.caffemodel", "fsrcnn-s")
+    net = caffe.Net(os.path.join(paths.ROOT, "prototxt", "fsrcnn-s_x3_deploy.prototxt"), path, caffe.TEST)
+    net.params["conv2"][0].data[0, 0, 0, 0] = np.nan
+    net.save(path)
+    assert_one_line_error(tool("predict.py", "butterfly", "--model", path, "--out", tmp_path / "out"),
+                          path, "conv2", "non-finite")
+    assert_one_line_error(tool("export.py", "to-npz", path, tmp_path / "w.npz"), path, "non-finite")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "w.npz").exists()
+
+
+# ---- the run's recorded settings --------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_resume_keeps_the_segment_settings_and_prints_a_command_that_parses(train_env, data_x3, tmp_path):
+    sys.path.insert(0, TOOLS)
+    import train as train_tool
+    run_dir = tmp_path / "with spaces" / "run"
+    first = start(train_env, "--data", data_x3, "--iters", 100000, "--snapshot-every", 3, "--run-dir", run_dir,
+                  "--snapshot-minutes", 0)
+    log = str(run_dir / "train.log")
+    try:
+        wait_for(lambda: logged_iteration(log) >= 1, "a displayed iteration past 0")
+        out, err = stop(first)
+    finally:
+        stop(first, signal.SIGKILL)
+    assert first.returncode == 130, err[-2000:]
+    hint = [l for l in out.splitlines() if l.startswith("resume:")]
+    assert hint, out
+    argv = shlex.split(hint[-1][len("resume:"):])
+    assert argv[:2] == ["./run_train.sh", MODEL]
+    parsed = train_tool.parse_args(argv[1:])
+    assert parsed.resume and parsed.run_dir == str(run_dir) and parsed.model == MODEL
+    stopped = runs.read_run(str(run_dir))["segments"][-1]["end_iter"]
+    # the pasted command resumes: --snapshot-every and the display interval are the first segment's
+    target = stopped + 6
+    again = subprocess.run(["bash", RUN_TRAIN] + argv[1:] + ["--iters", str(target)], capture_output=True,
+                           text=True, env=train_env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    info = runs.read_run(str(run_dir))
+    second = info["segments"][-1]
+    solver = open(second["solver_file"]).read()
+    assert info["display"] == 100 and "snapshot: 3\n" in solver and "display: 100\n" in solver, solver
+    made = [it for it, _ in snapshots.listing(str(run_dir)) if it > stopped]
+    assert made == sorted(set([i for i in range(stopped + 1, target + 1) if i % 3 == 0] + [target])), made
+    assert "finished: iter %d -> %d/%d" % (stopped, target, target) in again.stdout, again.stdout
+    # a finished run: --resume says so and exits 0 (a requeued job is not a failure)
+    done = run_train(train_env, MODEL, "--resume", "--run-dir", run_dir)
+    assert done.returncode == 0 and "nothing to do" in done.stdout, done.stdout + done.stderr
+    assert len(runs.read_run(str(run_dir))["segments"]) == len(info["segments"])
+
+
+@pytest.mark.slow
+def test_a_finished_run_says_finished_when_its_last_iteration_is_not_displayed(train_env, data_x3, tmp_path):
+    """display is (max_iter - start) // 20: Caffe logs no loss line for a final iteration that
+    is not a multiple of it, only the final snapshot."""
+    run_dir = tmp_path / "r"
+    out = run_train(train_env, MODEL, "--data", data_x3, "--iters", 43, "--run-dir", run_dir)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "finished: iter 0 -> 43/43" in out.stdout, out.stdout[-2000:]
+    assert "finished at iteration 43" in out.stdout
+
+
+@pytest.mark.slow
+def test_resume_refuses_when_the_runs_data_folder_is_gone(train_env, data_x3, tmp_path):
+    data = small_data(data_x3, tmp_path / "mine")
+    run_dir = tmp_path / "r"
+    assert run_train(train_env, MODEL, "--data", data, "--iters", 2, "--run-dir", run_dir).returncode == 0
+    before = (run_dir / "run.json").read_text()
+    shutil.rmtree(data)
+    out = run_train(train_env, MODEL, "--resume", "--run-dir", run_dir, "--iters", 4)
+    assert_error_line(out, data, "gone", "--data")
+    assert (run_dir / "run.json").read_text() == before
+    ok = run_train(train_env, MODEL, "--resume", "--run-dir", run_dir, "--iters", 4, "--data", data_x3)
+    assert ok.returncode == 0, ok.stderr[-2000:]
