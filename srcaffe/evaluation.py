@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from . import matlab
+from .errors import UserError
 from .images import load_image
 from .metrics import psnr, ssim
 
@@ -25,7 +26,22 @@ def prepare_pair(path, scale):
     im_l = imresize(im_gnd, 1/scale, 'bicubic') kept in float (not re-quantised)."""
     y = matlab.rgb2y(load_image(path))
     gnd = matlab.im2double(matlab.modcrop(y, scale))
+    check_size(path, gnd.shape, scale)
     return gnd, matlab.imresize(gnd, 1.0 / scale)
+
+
+SSIM_WINDOW = 11   # ssim_index.m's window
+
+
+def check_size(path, shape, scale):
+    """One line naming the image unless it is large enough to score at this scale: `scale`
+    pixels shaved on each side (demo_SR.m), and SSIM's 11x11 window inside what is left."""
+    need = 2 * scale + SSIM_WINDOW
+    h, w = shape[:2]
+    if min(h, w) < need:
+        raise UserError("%s: %dx%d pixels (modcropped to x%d) is too small to evaluate at x%d: it needs at least "
+                        "%dx%d (%d shaved on each side, SSIM's %dx%d window)"
+                        % (path, w, h, scale, scale, need, need, scale, SSIM_WINDOW, SSIM_WINDOW))
 
 
 def evaluate(upscaler, images, scale, method_name, dataset=None):
@@ -40,7 +56,10 @@ def evaluate(upscaler, images, scale, method_name, dataset=None):
     rows = []
     for path in images:
         gnd, lr = prepare_pair(path, scale)
-        sr = np.asarray(upscaler(lr, scale))
+        try:
+            sr = np.asarray(upscaler(lr, scale))
+        except UserError as exc:   # e.g. a network's least input: name the file
+            raise UserError(str(exc) if os.fspath(path) in str(exc) else "%s: %s" % (path, exc)) from None
         if sr.shape != gnd.shape:
             raise ValueError("%s: upscaler %r returned shape %s, expected %s"
                              % (path, method_name, sr.shape, gnd.shape))
