@@ -9,6 +9,7 @@ them. Every other module asks here; none reads those variables itself.
 | SRCAFFE_OFFICIAL_WEIGHTS  | the authors' released .mat files            | see official.weights_dir |
 | SRCAFFE_CACHE             | Caffe builds (tools/setup.sh)               | ~/.cache/srcaffe     |
 | SRCAFFE_MAX_IMAGE_PIXELS  | the largest image read (width x height)     | 100000000            |
+| SRCAFFE_PROGRESS_AFTER    | seconds before a long image job shows progress | 3                 |
 """
 import os
 
@@ -56,6 +57,13 @@ def max_image_pixels():
     if not text.isdigit() or int(text) < 1:
         raise UserError("SRCAFFE_MAX_IMAGE_PIXELS=%s: must be a positive whole number of pixels" % text)
     return int(text)
+
+
+def progress_after():
+    try:
+        return max(0.0, float(_env("SRCAFFE_PROGRESS_AFTER") or 3))
+    except ValueError:
+        return 3.0
 
 
 def official_weights_env():

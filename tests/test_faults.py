@@ -418,11 +418,10 @@ def test_ship_model_on_a_full_disk_is_one_line_and_keeps_the_old_model(train_env
     try:
         old = b"the old weights"
         (models / ("%s_x3.caffemodel" % MODEL)).write_bytes(old)
-        with open(models / "filler", "wb") as f:   # the disk full, but for 24 kB
+        with open(models / "filler", "wb", buffering=0) as f:   # the disk full, but for 24 kB
             try:
                 while True:
                     f.write(b"\0" * 65536)
-                    f.flush()
             except OSError:
                 pass
         os.truncate(models / "filler", os.path.getsize(models / "filler") - 24576)
@@ -517,3 +516,78 @@ def test_eval_snapshots_skips_a_truncated_snapshot_with_a_message(train_env, dat
     assert "skipping snapshot %s_x3_iter_4.caffemodel" % MODEL in out.stdout, out.stdout
     assert "iteration 2: Set5" in out.stdout and "iteration 6: Set5" in out.stdout
     assert sorted(json.load(open(run_dir / "snapshot_eval.json"))["Set5"], key=int) == ["2", "6"]
+
+
+# ---- videos ---------------------------------------------------------------------------------------------
+
+def frame_times(path):
+    import av
+    with av.open(str(path)) as c:
+        return [round(float(f.time), 3) for f in c.decode(video=0)]
+
+
+def vfr_clip(path, times):
+    """A variable-frame-rate H.264 clip: frames at `times` (seconds), in a 1 ms time base."""
+    import fractions
+    import av
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 48, 32, "yuv420p"
+        vs.codec_context.time_base = vs.time_base = fractions.Fraction(1, 1000)
+        for i, t in enumerate(times):
+            img = np.zeros((32, 48, 3), np.uint8)
+            img[:, :, 0] = 20 * i
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = int(round(t * 1000)), fractions.Fraction(1, 1000)
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+    return str(path)
+
+
+def test_a_variable_frame_rate_video_keeps_the_sources_frame_times(fetched, tmp_path):
+    times = [0.0, 0.04, 0.08, 0.2, 0.24, 0.5, 0.54, 0.58, 1.0, 1.04]
+    clip = vfr_clip(tmp_path / "vfr.mp4", times)
+    assert frame_times(clip) == times
+    out = tool("predict.py", clip, "--mode", "upscale", "--model", "fsrcnn-s", "--out", tmp_path / "out")
+    assert out.returncode == 0, out.stderr
+    assert frame_times(tmp_path / "out" / "vfr_x3_fsrcnn-s.mp4") == times
+
+
+def test_sigterm_of_a_video_predict_says_so_and_leaves_no_temporary_file(fetched, tmp_path):
+    from srcaffe import datasets, video
+    from srcaffe.images import load_image
+    clip = video.pan_zoom_clip(str(tmp_path / "long.mp4"), load_image(datasets.resolve_image("baboon")), 96, 64, 480)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".long_x3_fsrcnn-s.99999999.abc123.tmp.mp4"   # left by a process killed with -9
+    stale.write_bytes(b"half a video")
+    p = subprocess.Popen([sys.executable, os.path.join(TOOLS, "predict.py"), clip, "--mode", "upscale",
+                          "--model", "fsrcnn-s", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        wait_for(lambda: any(f.name.endswith(".tmp.mp4") and f.stat().st_size > 20000 for f in out.iterdir()),
+                 "the encoder's first bytes", timeout=120)
+        assert not stale.exists()                   # removed by the run writing the same output
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 143, err
+    assert "Traceback" not in err and "terminated" in err.splitlines()[-1], err
+    assert sorted(os.listdir(out)) in ([], ["long_x3_fsrcnn-s.partial.mp4"]), os.listdir(out)
+
+
+def test_a_long_image_job_shows_progress_and_no_bicubic_skips_the_bicubic_image(fetched, tmp_path):
+    from PIL import Image
+    img = tmp_path / "tall.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((700, 300, 3)) * 255).astype(np.uint8)).save(img)   # two bands of rows
+    out = tool("predict.py", img, "--mode", "upscale", "--model", "fsrcnn-s", "--no-bicubic", "--out",
+               tmp_path / "out", env=dict(os.environ, SRCAFFE_PROGRESS_AFTER="0"))
+    assert out.returncode == 0, out.stderr
+    assert "upscaling: 100% (700/700 rows)" in out.stderr, out.stderr
+    assert os.listdir(tmp_path / "out") == ["tall_x3_fsrcnn-s.png"]
+    assert_one_line_error(tool("predict.py", img, "--model", "fsrcnn-s", "--no-bicubic", "--out", tmp_path / "o2"),
+                          "--no-bicubic", "--mode upscale")

@@ -62,6 +62,8 @@ def parse_args(argv):
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--gpu", type=int, metavar="ID", help="run Caffe on this GPU (a CUDA build: tools/setup.sh --cuda)")
     p.add_argument("--analyse", action="store_true", help="also error heatmaps and best/worst patches (--mode gt)")
+    p.add_argument("--no-bicubic", action="store_true", help="--mode upscale: skip NAME_xS_bicubic.png (half the "
+                   "work on a huge image)")
     v = p.add_argument_group("videos (IMAGE is a .mp4, .mkv, .avi, .webm... file; see srcaffe/video.py)")
     v.add_argument("--frames", metavar="A:B", help="only frames A..B-1 (0-based; A: or :B)")
     v.add_argument("--max-frames", type=int, metavar="N", help="at most N frames")
@@ -75,6 +77,8 @@ def outputs(args, model, path):
     """{kind: output path} for one image."""
     base = os.path.join(args.out, "%s_x%d_" % (os.path.splitext(os.path.basename(path))[0], args.scale))
     out = {"sr": base + model.name + ".png", "bicubic": base + "bicubic.png"}
+    if getattr(args, "no_bicubic", False):
+        del out["bicubic"]
     if args.mode == "gt":
         out["compare"] = base + "compare.png"
         if args.analyse:
@@ -137,7 +141,8 @@ def upscale(args, model, path, out):
     save_image(out["sr"], sr, overwrite=args.force)
     size = sr.shape[1], sr.shape[0]
     del sr
-    save_image(out["bicubic"], bicubic_rgb(img, args.scale), overwrite=args.force)
+    if "bicubic" in out:
+        save_image(out["bicubic"], bicubic_rgb(img, args.scale), overwrite=args.force)
     return None, "%s: %dx%d -> %dx%d" % (os.path.basename(path), img.shape[1], img.shape[0], size[0], size[1])
 
 
@@ -160,6 +165,8 @@ def main(argv=None):
         device.use_gpu(args.gpu)
     if video.is_video(args.image) or args.frames or args.max_frames is not None or args.compare:
         return predict_video(args)
+    if args.no_bicubic and args.mode != "upscale":
+        raise UserError("--no-bicubic is for --mode upscale (--mode gt scores bicubic beside the network)")
     if args.analyse and args.mode != "gt":
         raise UserError("--analyse needs --mode gt (it compares with the ground truth)")
     many = os.path.isdir(args.image) or (not os.path.exists(args.image)
