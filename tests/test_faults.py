@@ -591,3 +591,32 @@ def test_a_long_image_job_shows_progress_and_no_bicubic_skips_the_bicubic_image(
     assert os.listdir(tmp_path / "out") == ["tall_x3_fsrcnn-s.png"]
     assert_one_line_error(tool("predict.py", img, "--model", "fsrcnn-s", "--no-bicubic", "--out", tmp_path / "o2"),
                           "--no-bicubic", "--mode upscale")
+
+
+# ---- the tools' help ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, prog", [("train", "./run_train.sh"), ("ship_model", "tools/ship_model.py"),
+                                        ("eval_snapshots", "tools/eval_snapshots.py")])
+def test_every_option_of_the_training_tools_has_help(name, prog):
+    sys.path.insert(0, TOOLS)
+    import importlib
+    p = importlib.import_module(name).parser()
+    assert p.prog == prog
+    missing = [a.option_strings or a.dest for a in p._actions if not (a.help or "").strip()]
+    assert missing == []
+    out = subprocess.run([sys.executable, os.path.join(TOOLS, name + ".py"), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("usage: %s " % prog), out.stdout[:200]
+
+
+@pytest.mark.slow
+def test_a_variant_trains_and_hints_name_commands_that_exist(train_env, data_x3, tmp_path):
+    """fsrcnn-D-S-M has no committed net (tools/make_nets.py writes the paper's models only): its
+    net and solver are generated for the run; a hint names ./run_train.sh, which has no --arch."""
+    run_dir = tmp_path / "variant"
+    out = run_train(train_env, "fsrcnn-20-5-2", "--data", data_x3, "--iters", 2, "--run-dir", run_dir)
+    assert out.returncode == 0, out.stderr[-2000:]
+    weights = run_dir / "fsrcnn-20-5-2_x3_iter_2.caffemodel"
+    assert weights.exists()
+    wrong = run_train(train_env, MODEL, "--weights", weights, "--data", data_x3, "--iters", 2, "--run-dir", tmp_path / "r")
+    assert_error_line(wrong, str(weights), "looks like fsrcnn-20-5-2", "train it as ./run_train.sh fsrcnn-20-5-2")
+    assert "--arch" not in wrong.stderr

@@ -31,6 +31,10 @@ from srcaffe.errors import UserError  # noqa: E402
 
 
 def parse_args(argv):
+    return parser().parse_args(argv)
+
+
+def parser():
     p = cli.ArgumentParser(prog="tools/ship_model.py", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder of ./run_train.sh")
@@ -40,7 +44,7 @@ def parse_args(argv):
     p.add_argument("--force", action="store_true", help="replace an already shipped model of that name")
     p.add_argument("--update-readme", action="store_true", help="only regenerate the table of shipped models "
                    "in models/README.md")
-    return p.parse_args(argv)
+    return p
 
 
 def main(argv=None):

@@ -33,8 +33,7 @@ from srcaffe.errors import UserError
 
 
 def parse_args(argv):
-    p = parser()
-    return p.parse_args(argv)
+    return parser().parse_args(argv)
 
 
 def parser():
