@@ -172,6 +172,9 @@ def train(plan, caffe, gpu=None, engine=None, snapshot_minutes=None, out=None):
     if watch.diverged:
         it, loss = watch.diverged
         result = Result(1, "diverged", it, "training diverged: loss %s at iteration %d" % (loss, it))
+    elif stopped_by and status in (-signal.SIGINT, -signal.SIGTERM):
+        # stopped before Caffe's own handler was in place (while it set up): no snapshot
+        result = Result(128 + stopped_by[0], "stopped", reached, None)
     elif status != 0:
         result = Result(1, "failed", reached, failure_reason(plan, status, log_error, set_aside))
     elif progress.finished:
@@ -276,9 +279,8 @@ def failure_reason(plan, status, log_error=None, set_aside=()):
         tail = []
     fatal = [l for l in tail if l[:1] == "F" and caffelog.GLOG.match(l) or "Check failed" in l]
     missing = [p for p in _data_files(plan.run_dir) if not os.path.isfile(p)]
-    if missing or any("HDF5 file" in l or "Failed to open source" in l for l in fatal):
-        if missing:
-            return "%s: a data file vanished: %s" % (what, missing[0])
+    if missing:
+        return "%s: a data file vanished: %s" % (what, missing[0])
     problem = _probe_write(plan.run_dir)
     if problem is None and isinstance(log_error, OSError):
         problem = log_error

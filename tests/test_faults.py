@@ -211,6 +211,31 @@ def test_a_full_disk_during_a_snapshot_is_one_line_and_leaves_no_cut_snapshot(tr
         subprocess.run(["umount", "-l", str(mnt)])
 
 
+@pytest.mark.slow
+def test_a_run_folder_made_read_only_mid_run_is_one_line(train_env, data_x3, tmp_path):
+    """chattr +i: no new file in the folder, for root too (the tests run as root here)."""
+    run_dir = tmp_path / "run"
+    proc = start(train_env, "--data", data_x3, "--iters", 100000, "--run-dir", run_dir, "--snapshot-every", 2,
+                 "--snapshot-minutes", 0)
+    try:
+        wait_for(lambda: len(snapshots.listing(str(run_dir))) >= 2, "two snapshots")
+        if subprocess.run(["chattr", "+i", str(run_dir)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not supported here")
+        try:
+            out, err = proc.communicate(timeout=300)
+        finally:
+            subprocess.run(["chattr", "-i", str(run_dir)])
+    finally:
+        stop(proc, signal.SIGKILL)
+    assert proc.returncode == 1, err[-2000:]
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: caffe train died") and "not writable" in lines[-1], err
+    assert "Traceback" not in err and "Check failed" not in err + out
+    newest = runs.newest_valid_solverstate(str(run_dir), MODEL, 3, "adam")
+    again = run_train(train_env, MODEL, "--resume", "--run-dir", run_dir, "--iters", snapshots.iteration(newest) + 2)
+    assert again.returncode == 0, again.stderr[-2000:]
+
+
 # ---- non-finite numbers ---------------------------------------------------------------------------
 
 @pytest.mark.slow
