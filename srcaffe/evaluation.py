@@ -20,13 +20,14 @@ def bicubic_upscaler(lr, scale):
     return matlab.imresize(lr, scale)
 
 
-def prepare_pair(path, scale):
+def prepare_pair(path, scale, scored=False):
     """(im_gnd, im_l) as demo_SR.m makes them: Y of rgb2ycbcr on uint8 (a grayscale image is its
     own Y), modcrop to a multiple of scale, /255 in floating point, then
     im_l = imresize(im_gnd, 1/scale, 'bicubic') kept in float (not re-quantised)."""
     y = matlab.rgb2y(load_image(path))
     gnd = matlab.im2double(matlab.modcrop(y, scale))
-    check_size(path, gnd.shape, scale)
+    if scored:   # PSNR/SSIM follow: the image must be large enough for them
+        check_size(path, gnd.shape, scale)
     return gnd, matlab.imresize(gnd, 1.0 / scale)
 
 
@@ -55,7 +56,7 @@ def evaluate(upscaler, images, scale, method_name, dataset=None):
     scale = int(scale)
     rows = []
     for path in images:
-        gnd, lr = prepare_pair(path, scale)
+        gnd, lr = prepare_pair(path, scale, scored=True)
         try:
             sr = np.asarray(upscaler(lr, scale))
         except UserError as exc:   # e.g. a network's least input: name the file
