@@ -9,13 +9,14 @@ The pipeline, module by module (tools/*.py are thin command-line entry points ov
                  offsets, blob shapes) and their prototxt, written with net_spec
   solvers        the authors' SGD and the CPU user's Adam, as caffe_pb2 SolverParameters
   runs           a training run's folder: checks, data, the exact net and solver of a segment
-  trainer        `caffe train` on a run: its log, progress, signals, timed snapshots
+  trainer        `caffe train` on a run: its log, progress, signals, timed snapshots, why it died
+  caffe_env      Caffe's environment knobs (CAFFE_CONV_BATCH_MB), checked before Caffe starts
   caffelog       Caffe's training logs: parse, CSV, plots
   snapshots      a run's snapshots: found, checked, chosen
   weights        .caffemodel files: read, identified, checked (never by Caffe first)
   snapshot_eval  Set5/Set14 PSNR of a run's snapshots (the papers' convergence figures)
   release        shipping a run's weights into models/
-  inference      pycaffe on whole images, tiled and banded (predict)
+  inference      pycaffe on whole images, tiled and banded (predict); progress: its progress line
   evaluation     per-image and mean PSNR/SSIM of a method (metrics: PSNR/SSIM as MATLAB)
   official/      the authors' released models in Caffe (registry, .mat, deploy nets, model, fetch)
   mmsr/          multi-model SR: texture classes (TVAT), class data, jobs, routed reconstruction

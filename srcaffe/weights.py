@@ -185,6 +185,8 @@ def read_npz(path, scale=DEFAULT_SCALE, model=None):
         raise UserError("%s: not a NumPy .npz file" % path) from None
     shapes = {}
     for key, value in found.items():
+        if np.issubdtype(value.dtype, np.number) and not np.isfinite(value).all():
+            raise UserError("%s: array %s holds non-finite values (NaN or Inf)" % (path, key))
         layer, _, index = key.rpartition("_")
         if not layer or not index.isdigit():
             raise UserError("%s: array %s is not named LAYER_INDEX (e.g. conv1_0)" % (path, key))

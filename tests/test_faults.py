@@ -292,6 +292,14 @@ def test_non_finite_weights_are_refused_by_every_tool(fetched, tmp_path):
                           path, "conv2", "non-finite")
     assert_one_line_error(tool("export.py", "to-npz", path, tmp_path / "w.npz"), path, "non-finite")
     assert not (tmp_path / "out").exists() and not (tmp_path / "w.npz").exists()
+    good = make_caffemodel(tmp_path / "good_x3.caffemodel", "fsrcnn-s")
+    assert tool("export.py", "to-npz", good, tmp_path / "good.npz").returncode == 0
+    arrays = dict(np.load(tmp_path / "good.npz"))
+    arrays["conv1_0"][0, 0, 0, 0] = np.inf
+    np.savez(tmp_path / "inf.npz", **arrays)
+    assert_one_line_error(tool("export.py", "from-npz", tmp_path / "inf.npz", tmp_path / "inf.caffemodel"),
+                          "inf.npz", "conv1_0", "non-finite")
+    assert not (tmp_path / "inf.caffemodel").exists()
 
 
 # ---- the run's recorded settings --------------------------------------------------------------------
