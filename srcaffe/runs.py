@@ -11,7 +11,7 @@ One trainer at a time holds a run folder (a lock on its .lock file, from the che
 segment ends, for new runs, --resume and --snapshot alike); a second is refused, naming the
 holder's pid. Settings a user gives a segment (--snapshot-every, --snapshot-minutes, --base-lr,
 --deconv-only, --data; the display interval of the first segment) are kept in run.json and
-carried over by --resume and --snapshot unless given again.
+carried over by --resume and --snapshot unless given again (--display sets the run's interval).
 
 prepare_run(opts) checks every input (one line for each problem, before Caffe can abort),
 prepares the HDF5 data when missing, and returns a Plan; srcaffe.trainer runs it.
@@ -288,6 +288,8 @@ def _check_options(o):
         raise UserError("--base-lr must be a positive finite number, not %s" % o.base_lr)
     if o.iters is not None and o.iters < 1:
         raise UserError("--iters must be at least 1, not %d" % o.iters)
+    if getattr(o, "display", None) is not None and o.display < 1:
+        raise UserError("--display must be at least 1 iteration, not %d" % o.display)
     if o.snapshot_every is not None and o.snapshot_every < 1:
         raise UserError("--snapshot-every must be at least 1 iteration, not %d" % o.snapshot_every)
     if o.snapshot_minutes is not None and not (math.isfinite(o.snapshot_minutes) and o.snapshot_minutes >= 0):
@@ -440,7 +442,7 @@ def prepare_run(o, log=print):
     init = None
     if not (start_iter or weights):
         init = o.init or (segments[0].get("init") if segments else None) or default_init(model, solver)
-    display = info.get("display") or default_display(start_iter, max_iter)
+    display = getattr(o, "display", None) or info.get("display") or default_display(start_iter, max_iter)
     sources = hdf5_patches.source_lists(checked, run_dir)
     net_copy = os.path.join(run_dir, "train_test-%s.prototxt" % segment)
     solver_copy = os.path.join(run_dir, "solver-%s.prototxt" % segment)

@@ -337,6 +337,11 @@ def test_resume_keeps_the_segment_settings_and_prints_a_command_that_parses(trai
     made = [it for it, _ in snapshots.listing(str(run_dir)) if it > stopped]
     assert made == sorted(set([i for i in range(stopped + 1, target + 1) if i % 3 == 0] + [target])), made
     assert "finished: iter %d -> %d/%d" % (stopped, target, target) in again.stdout, again.stdout
+    # --display sets the run's interval, kept from then on
+    third = run_train(train_env, MODEL, "--resume", "--run-dir", run_dir, "--iters", target + 4, "--display", 2)
+    assert third.returncode == 0, third.stderr[-2000:]
+    info = runs.read_run(str(run_dir))
+    assert info["display"] == 2 and "display: 2\n" in open(info["segments"][-1]["solver_file"]).read()
     # a finished run: --resume says so and exits 0 (a requeued job is not a failure)
     done = run_train(train_env, MODEL, "--resume", "--run-dir", run_dir)
     assert done.returncode == 0 and "nothing to do" in done.stdout, done.stdout + done.stderr

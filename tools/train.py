@@ -73,6 +73,8 @@ def parser():
                    help="also snapshot every M minutes of training, so a crash loses minutes, not a whole "
                    "snapshot interval (default: the run's last segment's, else %g; 0: only the solver's "
                    "interval)" % trainer.DEFAULT_SNAPSHOT_MINUTES)
+    p.add_argument("--display", type=int, metavar="N", help="log the loss every N iterations (default: the run's, "
+                   "set by its first segment: 1/20 of it, at most 100)")
     p.add_argument("--engine", metavar="NAME", help="Caffe's -engine (Intel Caffe's MKL2017 / MKLDNN), if the "
                    "binary has it")
     p.add_argument("--gpu", metavar="ID", help="Caffe's -gpu (an id, or all), for a CUDA build of Caffe")
