@@ -193,8 +193,8 @@ def test_a_full_disk_during_a_snapshot_is_one_line_and_leaves_no_cut_snapshot(tr
         run_dir = mnt / "run"
         # The log stops growing once the disk is full; the snapshots (every 2 iterations) then
         # meet the full disk inside Caffe's write.
-        out = run_train(train_env, MODEL, "--data", data_x3, "--iters", 100000, "--run-dir", run_dir,
-                        "--snapshot-every", 2, "--snapshot-minutes", 0, timeout=600)
+        out = run_bounded(train_env, "--data", data_x3, "--iters", 100000, "--run-dir", run_dir,
+                          "--snapshot-every", 2, "--snapshot-minutes", 0, timeout=600)
         assert_error_line(out, "no space left on the device")
         assert out.returncode == 1
         for it, path in snapshots.listing(str(run_dir), ".caffemodel"):   # every final name holds a whole file
