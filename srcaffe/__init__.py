@@ -9,7 +9,8 @@ The pipeline, module by module (tools/*.py are thin command-line entry points ov
                  offsets, blob shapes) and their prototxt, written with net_spec
   solvers        the authors' SGD and the CPU user's Adam, as caffe_pb2 SolverParameters
   runs           a training run's folder: checks, data, the exact net and solver of a segment
-  trainer        `caffe train` on a run: its log, progress, signals, timed snapshots
+  trainer        `caffe train` on a run: its log, progress, signals, timed snapshots, why it died
+  caffe_env      Caffe's environment knobs (CAFFE_CONV_BATCH_MB), checked before Caffe starts
   caffelog       Caffe's training logs: parse, CSV, plots
   snapshots      a run's snapshots: found, checked, chosen
   weights        .caffemodel files: read, identified, checked (never by Caffe first)
@@ -20,6 +21,7 @@ The pipeline, module by module (tools/*.py are thin command-line entry points ov
                  bands); inference: the toolkit's nets on whole images, tiled; pycaffe: the one
                  caffe.Net loader and forward
   predict        the authors' demo on one image (ground truth / upscale); outputs: their names
+  progress       a progress line for long work (tiles, bands)
   evaluation     per-image and mean PSNR/SSIM of a method (metrics: PSNR/SSIM as MATLAB)
   official/      the authors' released models in Caffe (registry, .mat, deploy nets, model, fetch)
   mmsr/          multi-model SR: texture classes (TVAT), class data, jobs, routed reconstruction

@@ -273,16 +273,29 @@ class Progress:
         self.iter = self.loss = self.spi = self.psnr = self.test_loss = None
         self.first = self.last = None   # (iter, time, has_glog_time) of the first / latest Iteration line
         self.test_net = 0
+        self.snapshot_iter = None       # the iteration of the latest snapshot Caffe wrote
+        self.done = self.early = False  # "Optimization Done." / "Optimization stopped early." seen
+        self.show_fatal = True          # pass Caffe's F lines and stack trace through
 
     def feed(self, line):
         line = line.rstrip("\r\n")
         m = GLOG.match(line)
-        if m and m.group(1) in "EF" or line.startswith("*** "):
+        if m and m.group(1) == "E" or self.show_fatal and (m and m.group(1) == "F" or line.startswith("*** ")):
             self._emit(line, status=False)
         if self.auto_max:
             hit = MAX_ITER.match(line)
             if hit:
                 self.max_iter = int(hit.group(1))
+        if "Optimization stopped early." in line:
+            self.early = True
+        elif "Optimization Done." in line:
+            self.done = True
+        hit = SNAPSHOT.search(line)
+        if hit:
+            named = re.search(r"_iter_(\d+)\.", hit.group(2))
+            if named:
+                self.snapshot_iter = int(named.group(1))
+            return
         hit = TESTING.search(line)
         if hit:
             self.test_net = int(hit.group(2))
@@ -324,17 +337,33 @@ class Progress:
             parts.append("%s loss %.4g" % (self.test_name, self.test_loss))
         return "  ".join(parts)
 
+    @property
+    def end_iter(self):
+        """The last iteration reached: the latest Iteration line, or a later snapshot (the final
+        iteration is logged only when it is a multiple of the display interval)."""
+        known = [i for i in (self.iter, self.snapshot_iter) if i is not None]
+        return max(known) if known else None
+
+    @property
+    def finished(self):
+        """Caffe reached max_iter: it said "Optimization Done." without stopping early (a log
+        without those lines: the last iteration seen is max_iter)."""
+        if self.done or self.early:
+            return self.done and not self.early
+        return self.end_iter is not None and (self.max_iter is None or self.end_iter >= self.max_iter)
+
     def summary(self):
         """Print and return a one-line account of the run (call when the log ends)."""
-        if self.iter is None:
+        if self.end_iter is None:
             text = "no Caffe training iterations seen"
         else:
-            done = self.max_iter is None or self.iter >= self.max_iter
-            text = "%s: iter %d -> %d%s" % ("finished" if done else "stopped", self.start_iter or self.first[0],
-                                            self.iter, "/%d" % self.max_iter if self.max_iter else "")
-            (i0, t0, g0), (i1, t1, g1) = self.first, self.last
-            if g0 == g1 and i1 > i0 and t1 > t0:
-                text += " in %s (%s it/s)" % (_duration(t1 - t0), _rate((i1 - i0) / (t1 - t0)))
+            first = self.start_iter or (self.first[0] if self.first else self.end_iter)
+            text = "%s: iter %d -> %d%s" % ("finished" if self.finished else "stopped", first, self.end_iter,
+                                            "/%d" % self.max_iter if self.max_iter else "")
+            if self.first:
+                (i0, t0, g0), (i1, t1, g1) = self.first, self.last
+                if g0 == g1 and i1 > i0 and t1 > t0:
+                    text += " in %s (%s it/s)" % (_duration(t1 - t0), _rate((i1 - i0) / (t1 - t0)))
             if self.loss is not None:
                 text += ", loss %.4g" % self.loss
             if self.psnr is not None:
@@ -358,19 +387,31 @@ class Progress:
 
 def follow(proc_stderr_lines, log_file, progress):
     """Tee a running `caffe train`: append every raw line to log_file (a path, opened in append
-    mode, or an open file), flushed so the log is complete if we are killed, and feed progress."""
+    mode, or an open file), flushed so the log is complete if we are killed, and feed progress.
+
+    A log that can no longer be written (a full disk, a folder made read-only) does not stop the
+    tee: Caffe's lines still reach progress; the first OSError is returned (None when all went in)."""
     f = open(log_file, "ab") if isinstance(log_file, (str, os.PathLike)) else log_file
     binary = not isinstance(f, io.TextIOBase)
+    error = None
     try:
         for line in proc_stderr_lines:
             text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-            f.write((line if isinstance(line, bytes) else line.encode("utf-8")) if binary else text)
-            f.flush()
+            if error is None:
+                try:
+                    f.write((line if isinstance(line, bytes) else line.encode("utf-8")) if binary else text)
+                    f.flush()
+                except OSError as exc:
+                    error = exc
             if progress is not None:
                 progress.feed(text)
     finally:
         if f is not log_file:
-            f.close()
+            try:
+                f.close()
+            except OSError as exc:
+                error = error or exc
+    return error
 
 
 def main(argv=None):

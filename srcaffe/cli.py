@@ -1,18 +1,38 @@
 """Shared plumbing for tools/*.py: one-line errors and exit codes."""
 import argparse
 import os
+import signal
 import sys
 
 from .errors import UserError
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, a scheduler), raised like Ctrl-C so that every clean-up (temporary files,
+    partial outputs) runs; the tool exits 143."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def run_main(main, argv=None):
-    """Run main(argv) and exit: 0 on success, 2 with 'error: ...' for UserError, 130 on Ctrl-C."""
+    """Run main(argv) and exit: 0 on success, 2 with 'error: ...' for UserError, 130 on Ctrl-C,
+    143 on SIGTERM (after the same clean-up as Ctrl-C). Caffe's environment knobs are checked
+    first (a bad one would abort Caffe mid-way)."""
+    from . import caffe_env
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
+        caffe_env.check()
         code = main(argv)
     except UserError as exc:
         print("error: %s" % exc, file=sys.stderr)
         sys.exit(2)
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        sys.exit(143)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

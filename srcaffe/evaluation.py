@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from . import matlab
+from .errors import UserError
 from .images import load_image
 from .metrics import psnr, ssim
 
@@ -19,13 +20,29 @@ def bicubic_upscaler(lr, scale):
     return matlab.imresize(lr, scale)
 
 
-def prepare_pair(path, scale):
+def prepare_pair(path, scale, scored=False):
     """(im_gnd, im_l) as demo_SR.m makes them: Y of rgb2ycbcr on uint8 (a grayscale image is its
     own Y), modcrop to a multiple of scale, /255 in floating point, then
     im_l = imresize(im_gnd, 1/scale, 'bicubic') kept in float (not re-quantised)."""
     y = matlab.rgb2y(load_image(path))
     gnd = matlab.im2double(matlab.modcrop(y, scale))
+    if scored:   # PSNR/SSIM follow: the image must be large enough for them
+        check_size(path, gnd.shape, scale)
     return gnd, matlab.imresize(gnd, 1.0 / scale)
+
+
+SSIM_WINDOW = 11   # ssim_index.m's window
+
+
+def check_size(path, shape, scale):
+    """One line naming the image unless it is large enough to score at this scale: `scale`
+    pixels shaved on each side (demo_SR.m), and SSIM's 11x11 window inside what is left."""
+    need = 2 * scale + SSIM_WINDOW
+    h, w = shape[:2]
+    if min(h, w) < need:
+        raise UserError("%s: %dx%d pixels (modcropped to x%d) is too small to evaluate at x%d: it needs at least "
+                        "%dx%d (%d shaved on each side, SSIM's %dx%d window)"
+                        % (path, w, h, scale, scale, need, need, scale, SSIM_WINDOW, SSIM_WINDOW))
 
 
 def evaluate(upscaler, images, scale, method_name, dataset=None):
@@ -39,8 +56,11 @@ def evaluate(upscaler, images, scale, method_name, dataset=None):
     scale = int(scale)
     rows = []
     for path in images:
-        gnd, lr = prepare_pair(path, scale)
-        sr = np.asarray(upscaler(lr, scale))
+        gnd, lr = prepare_pair(path, scale, scored=True)
+        try:
+            sr = np.asarray(upscaler(lr, scale))
+        except UserError as exc:   # e.g. a network's least input: name the file
+            raise UserError(str(exc) if os.fspath(path) in str(exc) else "%s: %s" % (path, exc)) from None
         if sr.shape != gnd.shape:
             raise ValueError("%s: upscaler %r returned shape %s, expected %s"
                              % (path, method_name, sr.shape, gnd.shape))

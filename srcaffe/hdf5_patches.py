@@ -18,6 +18,7 @@ whole, so an interrupted preparation leaves nothing that looks prepared, and is 
 the next one. Datasets `data` and `label` are float32
 in [0,1], N x 1 x H x W.
 """
+import json
 import os
 import sys
 import time
@@ -215,6 +216,50 @@ def check_h5(path, input_size, label_size):
                             % (path, key, "x".join(map(str, got)), "x".join(map(str, shape))))
         if key == "label" and got[0] != shapes["data"][0]:
             raise UserError("%s: %d inputs but %d labels" % (path, shapes["data"][0], got[0]))
+    check_finite(path)
+
+
+FINITE_CACHE = ".finite.json"   # {file name: [size, mtime_ns]} of files found finite
+CHUNK = 8192                    # patches read at a time
+
+
+def check_finite(path):
+    """One line naming the file and dataset unless every value is finite (NaN or Inf labels train
+    to 'loss nan'). A file found finite is noted in the folder's .finite.json by size and mtime,
+    so a large training set is read once, not at every segment."""
+    import h5py
+
+    folder, name = os.path.split(os.path.abspath(path))
+    cache_path = os.path.join(folder, FINITE_CACHE)
+    st = os.stat(path)
+    stamp = [st.st_size, st.st_mtime_ns]
+    try:
+        with open(cache_path) as f:
+            cache = json.load(f)
+    except (OSError, ValueError):
+        cache = {}
+    if not isinstance(cache, dict):
+        cache = {}
+    if cache.get(name) == stamp:
+        return
+    try:
+        with h5py.File(path, "r") as f:
+            for key in ("data", "label"):
+                ds = f[key]
+                for first in range(0, ds.shape[0], CHUNK):
+                    block = ds[first:first + CHUNK]
+                    if not np.isfinite(block).all():
+                        rows = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+                        bad = first + int(np.flatnonzero(rows)[0])
+                        raise UserError("%s: '%s' holds non-finite values (NaN or Inf), first in patch %d; "
+                                        "prepare the data again" % (path, key, bad))
+    except OSError as exc:
+        raise UserError("%s: not a readable HDF5 file (%s); prepare the data again" % (path, exc)) from None
+    cache[name] = stamp
+    try:
+        files.write_json(cache_path, cache)
+    except UserError:
+        pass   # a read-only data folder: checked again next time
 
 
 def checked_files(folder):

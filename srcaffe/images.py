@@ -6,6 +6,21 @@ from PIL import Image, UnidentifiedImageError
 
 from . import files
 from .errors import UserError
+from .paths import max_image_pixels
+
+# Pillow's own limit raises DecompressionBombError (a traceback) inside Image.open; the size is
+# checked here instead, from the header, before anything is decoded (check_pixels).
+Image.MAX_IMAGE_PIXELS = None
+
+
+def check_pixels(path, size):
+    """One line naming the image and the limit unless width x height is within it."""
+    w, h = size
+    limit = max_image_pixels()
+    if w * h > limit:
+        raise UserError("%s: %dx%d pixels (%.0f MP) is over the %.0f MP limit for images; set "
+                        "SRCAFFE_MAX_IMAGE_PIXELS=%d to read it (the upscaled output needs about scale^2 times "
+                        "its memory)" % (path, w, h, w * h / 1e6, limit / 1e6, w * h))
 
 
 def load_image(path):
@@ -15,6 +30,7 @@ def load_image(path):
     path = os.fspath(path)
     try:
         with Image.open(path) as im:
+            check_pixels(path, im.size)   # from the header: before the pixels are decoded
             im.load()
             mode = im.mode
             if mode == 'P':

@@ -77,7 +77,7 @@ def load_model(spec, scale=None, arch=None, pad="replicate", tile=DEFAULT_TILE):
         if not os.path.exists(path):
             if os.sep not in path and not path.endswith(".caffemodel"):
                 raise UserError("%s: no such file, and not a model name (%s)" % (path, SPECS))
-            raise UserError("%s: no such file" % path)
+            raise UserError("%s: not found (no such file)" % path)
     if arch is None:
         arch = identify(path, scale)
     else:

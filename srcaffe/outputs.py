@@ -45,10 +45,12 @@ def stem(out_dir, source, scale, model_name, mode="gt", pad="replicate"):
     return os.path.join(out_dir, name)
 
 
-def image_outputs(out_dir, source, scale, model_name, mode="gt", pad="replicate", analyse=False):
-    """{kind: path} of predict on one image."""
+def image_outputs(out_dir, source, scale, model_name, mode="gt", pad="replicate", analyse=False, bicubic=True):
+    """{kind: path} of predict on one image (bicubic=False: no bicubic image, --mode upscale only)."""
     base = stem(out_dir, source, scale, model_name, mode, pad)
-    out = {"sr": base + ".png", "bicubic": base + "_bicubic.png"}
+    out = {"sr": base + ".png"}
+    if bicubic or mode == "gt":
+        out["bicubic"] = base + "_bicubic.png"
     if mode == "gt":
         out["compare"] = base + "_compare.png"
         if analyse:

@@ -8,6 +8,8 @@ them. Every other module asks here; none reads those variables itself.
 | SRCAFFE_MODELS            | the toolkit's shipped models                | <repo>/models        |
 | SRCAFFE_OFFICIAL_WEIGHTS  | the authors' released .mat files            | see official.weights_dir |
 | SRCAFFE_CACHE             | Caffe builds (tools/setup.sh)               | ~/.cache/srcaffe     |
+| SRCAFFE_MAX_IMAGE_PIXELS  | the largest image read (width x height)     | 100000000            |
+| SRCAFFE_PROGRESS_AFTER    | seconds before a long image job shows progress | 3                 |
 """
 import os
 
@@ -40,6 +42,28 @@ def data_root():
 def models_dir():
     """Where the toolkit's trained models are shipped ($SRCAFFE_MODELS overrides models/)."""
     return _env("SRCAFFE_MODELS") or repo_path("models")
+
+
+DEFAULT_MAX_IMAGE_PIXELS = 100000000
+
+
+def max_image_pixels():
+    """The largest image (width x height) the tools decode, or a UserError naming the variable."""
+    from .errors import UserError
+
+    text = _env("SRCAFFE_MAX_IMAGE_PIXELS")
+    if text is None:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    if not text.isdigit() or int(text) < 1:
+        raise UserError("SRCAFFE_MAX_IMAGE_PIXELS=%s: must be a positive whole number of pixels" % text)
+    return int(text)
+
+
+def progress_after():
+    try:
+        return max(0.0, float(_env("SRCAFFE_PROGRESS_AFTER") or 3))
+    except ValueError:
+        return 3.0
 
 
 def official_weights_env():

@@ -58,7 +58,7 @@ def ground_truth(model, path, out, analyse=False):
         figures.patches(out["patches"], figures.rank_patches(gt_y, sr_y), gt_y,
                         [("bicubic", bic_y), (model.name, sr_y)], overwrite=True)
     return (b, n), "%s x%d: bicubic %.2f dB (SSIM %.4f), %s %.2f dB (SSIM %.4f)" % (
-        os.path.basename(path), s, b["psnr"], b["ssim"], model.name, n["psnr"], n["ssim"])
+        n["name"], s, b["psnr"], b["ssim"], model.name, n["psnr"], n["ssim"])
 
 
 def upscale(model, path, out):
@@ -76,7 +76,8 @@ def upscale(model, path, out):
     save_image(out["sr"], with_alpha(sr), overwrite=True)
     size = sr.shape[1], sr.shape[0]
     del sr
-    save_image(out["bicubic"], with_alpha(bicubic_rgb(img, model.scale)), overwrite=True)
+    if "bicubic" in out:
+        save_image(out["bicubic"], with_alpha(bicubic_rgb(img, model.scale)), overwrite=True)
     return None, "%s: %dx%d -> %dx%d%s" % (os.path.basename(path), img.shape[1], img.shape[0], size[0], size[1],
                                           ", alpha upscaled bicubic" if alpha is not None else "")
 

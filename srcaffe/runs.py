@@ -7,15 +7,24 @@ one entry per segment). Resuming continues in the snapshot's own run folder; ite
 make every snapshot name unique, so nothing of an earlier segment is overwritten. A segment that
 died (killed, crashed) is simply superseded by the next one started from the same snapshot.
 
+One trainer at a time holds a run folder (a lock on its .lock file, from the checks until the
+segment ends, for new runs, --resume and --snapshot alike); a second is refused, naming the
+holder's pid. Settings a user gives a segment (--snapshot-every, --snapshot-minutes, --base-lr,
+--deconv-only, --data; the display interval of the first segment) are kept in run.json and
+carried over by --resume and --snapshot unless given again (--display sets the run's interval).
+
 prepare_run(opts) checks every input (one line for each problem, before Caffe can abort),
 prepares the HDF5 data when missing, and returns a Plan; srcaffe.trainer runs it.
 """
+import errno
+import fcntl
+import math
 import os
 import re
 import time
 from collections import namedtuple
 
-from . import files, hdf5_patches, nets, snapshots, solvers
+from . import caffe_env, files, hdf5_patches, nets, snapshots, solvers
 from .errors import UserError
 from .paths import net_file, runs_root, solver_file
 from .weights import recorded_scale
@@ -23,9 +32,69 @@ from .weights import recorded_scale
 INITS = ("authors", "he")
 RUN_JSON = "run.json"
 LOG = "train.log"
+LOCK = ".lock"
+DEFAULT_SNAPSHOT_MINUTES = 10
 
 Plan = namedtuple("Plan", "model scale solver run_dir solver_file start_iter max_iter snapshot weights log "
-                          "snapshot_every")
+                          "snapshot_every snapshot_minutes display")
+
+
+class NothingToDo(Exception):
+    """--resume of a run that already reached its target: a line for the user, exit 0."""
+
+
+# ---- one trainer per run folder -------------------------------------------------------------------
+
+_held = {}
+
+
+def lock(run_dir):
+    """Hold run_dir for this process (until it exits), or a one-line UserError naming the holder."""
+    run_dir = os.path.abspath(run_dir)
+    if run_dir in _held:
+        return
+    path = os.path.join(run_dir, LOCK)
+    try:
+        f = open(path, "a+")
+    except OSError as exc:
+        raise UserError(files.describe_os_error(path, exc)) from None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+            f.close()
+            raise UserError(files.describe_os_error(path, exc)) from None
+        f.seek(0)
+        pid = f.read().strip()
+        f.close()
+        raise UserError("%s is being trained by another trainer (pid %s); wait for it to end, or stop it "
+                        "(Ctrl-C or kill %s) and resume" % (run_dir, pid or "unknown", pid or "PID")) from None
+    f.seek(0)
+    f.truncate()
+    f.write("%d\n" % os.getpid())
+    f.flush()
+    _held[run_dir] = f
+
+
+def unlock(run_dir):
+    f = _held.pop(os.path.abspath(run_dir), None)
+    if f is not None:
+        f.close()
+
+
+def lock_holder(run_dir):
+    """The pid that holds run_dir now, or None (an unheld lock file says nothing)."""
+    path = os.path.join(run_dir, LOCK)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            text = f.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
 
 
 def default_augment(model):
@@ -69,8 +138,14 @@ def only_segment_files(run_dir):
     run.json (a start killed in between: --resume starts it again)."""
     if not os.path.isdir(run_dir):
         return True
-    return all(re.fullmatch(r"data-(train|test)\.txt|(train_test|solver)-start\.prototxt|train\.log|\..*\.part-.*", n)
+    return all(re.fullmatch(r"data-(train|test)\.txt|(train_test|solver)-start\.prototxt|train\.log|\.lock|"
+                            r"\..*\.part-.*", n)
                for n in os.listdir(run_dir))
+
+
+def is_empty(run_dir):
+    """Missing, or holding nothing but the lock file."""
+    return not os.path.isdir(run_dir) or not [n for n in os.listdir(run_dir) if n != LOCK]
 
 
 # ---- snapshots of a run ---------------------------------------------------------------------------
@@ -119,13 +194,44 @@ def relocated(path, state, run_dir):
 
 # ---- the segment's net and solver -----------------------------------------------------------------
 
+def _generated(model, path, what):
+    """A committed net/solver file is missing: one line (a variant fsrcnn-D-S-M has none: its
+    files are generated here instead)."""
+    if model in nets.MODELS:
+        raise UserError("%s: %s missing; regenerate with tools/make_nets.py" % (path, what))
+
+
+def base_net_text(model, scale, kind):
+    """The committed train/test net, or for a variant (fsrcnn-D-S-M) the generator's."""
+    path = net_file(model, scale, kind)
+    if os.path.isfile(path):
+        with open(path) as f:
+            return f.read()
+    _generated(model, path, "net")
+    return nets.train_test_net(model, scale, "train.txt", "test.txt", nets.geometry(model, scale).label_size,
+                               frozen=kind == "deconv_train_test")
+
+
+def base_solver(model, scale, solver):
+    """The committed solver, or for a variant (fsrcnn-D-S-M) the generator's."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    path = solver_file(model, scale, solver)
+    if os.path.isfile(path):
+        return solvers.read(path)
+    _generated(model, path, "solver")
+    return text_format.Parse(solvers.solver_text(model, scale, solver, "net.prototxt", hdf5_patches.TEST_PATCHES),
+                             caffe_pb2.SolverParameter())
+
+
 def segment_net(model, scale, kind, sources, init):
     """The committed train/test net (of He's fillers where init is 'he') with this run's data lists."""
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
-    with open(net_file(model, scale, "he_" + kind if init == "he" else kind)) as f:
-        net = text_format.Parse(f.read(), caffe_pb2.NetParameter())
+    net = text_format.Parse(base_net_text(model, scale, "he_" + kind if init == "he" else kind),
+                            caffe_pb2.NetParameter())
     for layer in net.layer:
         if layer.type == "HDF5Data":
             phase = layer.include[0].phase if layer.include else caffe_pb2.TRAIN
@@ -133,11 +239,17 @@ def segment_net(model, scale, kind, sources, init):
     return text_format.MessageToString(net)
 
 
-def segment_solver(model, scale, solver, net_path, max_iter, start_iter, base_lr, snapshot_every=None):
-    s = solvers.read(solver_file(model, scale, solver))
+def default_display(start_iter, max_iter):
+    """Short runs: progress stays visible (a run keeps its first segment's interval)."""
+    return max(1, min(100, (max_iter - start_iter) // 20))
+
+
+def segment_solver(model, scale, solver, net_path, max_iter, start_iter, base_lr, snapshot_every=None,
+                   display=None):
+    s = base_solver(model, scale, solver)
     s.net = net_path
     s.max_iter = max_iter
-    s.display = max(1, min(100, (max_iter - start_iter) // 20))   # short runs: progress stays visible
+    s.display = display or default_display(start_iter, max_iter)
     # relative to the run folder (Caffe's cwd): snapshots stay valid when the folder moves
     s.snapshot_prefix = "%s_x%d" % (model, scale)
     if base_lr is not None:
@@ -167,18 +279,58 @@ def _check_options(o):
             raise UserError("--init sets the weights of a new run; --snapshot, --resume and --weights bring their own")
         if o.init == "he" and not isinstance(arch, nets.SRCNN):
             raise UserError("--init he is for SRCNN: FSRCNN's own fillers already are He's (MSRA)")
-    if o.base_lr is not None and not o.base_lr > 0:
-        raise UserError("--base-lr must be positive, not %s" % o.base_lr)
+    if o.base_lr is not None and not (math.isfinite(o.base_lr) and o.base_lr > 0):
+        raise UserError("--base-lr must be a positive finite number, not %s" % o.base_lr)
     if o.iters is not None and o.iters < 1:
         raise UserError("--iters must be at least 1, not %d" % o.iters)
+    if getattr(o, "display", None) is not None and o.display < 1:
+        raise UserError("--display must be at least 1 iteration, not %d" % o.display)
     if o.snapshot_every is not None and o.snapshot_every < 1:
         raise UserError("--snapshot-every must be at least 1 iteration, not %d" % o.snapshot_every)
-    if o.snapshot_minutes is not None and not o.snapshot_minutes >= 0:
-        raise UserError("--snapshot-minutes must be 0 (off) or more, not %s" % o.snapshot_minutes)
+    if o.snapshot_minutes is not None and not (math.isfinite(o.snapshot_minutes) and o.snapshot_minutes >= 0):
+        raise UserError("--snapshot-minutes must be 0 (off) or a finite number of minutes, not %s" % o.snapshot_minutes)
     if o.resume and not (o.snapshot or o.run_dir):
         raise UserError("--resume needs --run-dir DIR (or give --snapshot FILE)")
     if o.run_dir and os.path.exists(o.run_dir) and not os.path.isdir(o.run_dir):
         raise UserError("--run-dir %s: exists and is not a folder" % o.run_dir)
+
+
+def _kept(given, last, key, default=None):
+    """A segment setting: the one given, else the run's last segment's, else the default."""
+    if given is not None:
+        return given
+    value = last.get(key)
+    return default if value is None else value
+
+
+def _data_folder(o, info, model, scale, log):
+    """(data folder, augment): --data, else the run's own (refused when it is gone, unless it is
+    the default folder of this geometry, which is prepared here: a run from another machine),
+    else the default one, prepared when missing."""
+    data = o.data
+    recorded_augment = info.get("augment") if info else None
+    if data is None and info and info.get("data"):
+        data = info["data"]
+        if not os.path.isdir(data):
+            augment = default_augment(model) if recorded_augment is None else bool(recorded_augment)
+            default = hdf5_patches.data_dir(model, scale, augment)
+            if os.path.basename(data.rstrip(os.sep)) != os.path.basename(default):
+                raise UserError("%s: the data folder this run trained on is gone; give --data DIR to go on "
+                                "with another" % data)
+            log("the run's data folder %s is not here: using %s" % (data, default))
+            data = None
+    if data:
+        data = os.path.abspath(data)
+        return data, bool(hdf5_patches.check_matches(data, model, scale).get("augment"))
+    if o.augment is not None:
+        augment = o.augment
+    elif recorded_augment is not None:
+        augment = bool(recorded_augment)
+    else:
+        augment = default_augment(model)
+    data = hdf5_patches.prepare(model, scale, augment=augment, log=log)
+    hdf5_patches.check_matches(data, model, scale)
+    return data, augment
 
 
 def prepare_run(o, log=print):
@@ -186,17 +338,17 @@ def prepare_run(o, log=print):
 
     o: the options of tools/train.py (model, scale, iters, solver, snapshot, resume, weights,
     run_dir, augment, data, base_lr, deconv_only, init, snapshot_every, snapshot_minutes).
+    The run folder is held (lock) from here until this process exits.
     """
     _check_options(o)
+    caffe_env.check()
     model, scale, solver = o.model, o.scale, o.solver
-    kind = "deconv_train_test" if o.deconv_only else "train_test"
-    for path, what in ((net_file(model, scale, kind), "net"), (solver_file(model, scale, solver), "solver")):
-        if not os.path.isfile(path):
-            raise UserError("%s: %s missing; regenerate with tools/make_nets.py" % (path, what))
     run_dir = os.path.abspath(o.run_dir) if o.run_dir else None
     snapshot = os.path.abspath(o.snapshot) if o.snapshot else None
     if snapshot and run_dir is None and is_run(os.path.dirname(snapshot)):
         run_dir = os.path.dirname(snapshot)
+    if run_dir and os.path.isdir(run_dir) and (is_run(run_dir) or only_segment_files(run_dir)):
+        lock(run_dir)   # before run.json is read: it is this process's until the segment ends
     info = read_run(run_dir) if run_dir and is_run(run_dir) else None
     if info is not None and (info["model"], info["scale"]) != (model, scale):
         raise UserError("%s is a run of %s x%s, not %s x%d" % (run_dir, info["model"], info["scale"], model, scale))
@@ -213,18 +365,31 @@ def prepare_run(o, log=print):
             log("resuming from the newest snapshot: %s" % snapshot)
         else:
             log("%s has no snapshot yet: starting it again from iteration 0" % run_dir)
+    elif snapshot:
+        # the pair whole before Caffe reads it (Caffe aborts on a truncated .caffemodel)
+        problem = snapshot_problem(snapshot, model, scale, solver)
+        if problem:
+            raise UserError(problem if problem.startswith(snapshot) else "%s: %s" % (snapshot, problem))
     weights = os.path.abspath(o.weights) if o.weights else None
     state = snapshots.check_solverstate(snapshot, model, scale, solver) if snapshot else None
     start_iter = state.iter if state else 0
 
-    base_lr = o.base_lr
     segments = info.get("segments", []) if info else []
-    if base_lr is None and info and segments and (snapshot or o.resume):
+    last = segments[-1] if segments and (snapshot or o.resume) else {}
+    base_lr = o.base_lr
+    if base_lr is None and last.get("base_lr") is not None:
         # Caffe's solverstate holds no learning rate: a resumed run keeps its last segment's,
         # not the solver file's (Adam's 1e-3 would undo a run that was being annealed).
-        base_lr = segments[-1].get("base_lr")
-        if base_lr is not None:
-            log("learning rate %g, the last segment's (--base-lr LR to change it)" % base_lr)
+        base_lr = last["base_lr"]
+        log("learning rate %g, the last segment's (--base-lr LR to change it)" % base_lr)
+    deconv_only = bool(_kept(o.deconv_only, last, "deconv_only", False))
+    kind = "deconv_train_test" if deconv_only else "train_test"
+    if deconv_only and not (isinstance(nets.architecture(model), nets.FSRCNN) and scale != 3):
+        raise UserError("--deconv-only is for FSRCNN at x2/x4, fine-tuned from an x3 model (--weights)")
+    snapshot_every = _kept(o.snapshot_every, last, "snapshot_every")
+    snapshot_minutes = _kept(o.snapshot_minutes, last, "snapshot_minutes", DEFAULT_SNAPSHOT_MINUTES)
+    base_net_text(model, scale, kind)   # a committed file missing: named before anything else
+    base_solver(model, scale, solver)
     if o.resume and info and not snapshot and weights is None and segments:
         # a run restarted before its first snapshot keeps its first segment's weights and init
         weights = segments[0].get("weights")
@@ -233,27 +398,19 @@ def prepare_run(o, log=print):
         trained_for, where = recorded_scale(weights)
         if trained_for is not None and trained_for != scale:
             log("note: %s holds x%d weights (%s); fine-tuning them at x%d%s" % (
-                weights, trained_for, where, scale, "" if o.deconv_only else
+                weights, trained_for, where, scale, "" if deconv_only else
                 " with every layer trained (--deconv-only trains the deconvolution alone, the paper's way)"))
     iters = o.iters
     if iters is None and o.resume and segments:
         iters = segments[-1]["max_iter"]
-    max_iter = iters if iters is not None else solvers.read(solver_file(model, scale, solver)).max_iter
+    max_iter = iters if iters is not None else base_solver(model, scale, solver).max_iter
     if max_iter <= start_iter:
+        if o.resume and not o.snapshot:
+            raise NothingToDo("%s: already trained to iteration %d (target %d): nothing to do; give --iters N "
+                              "(past %d) to train it further" % (run_dir, start_iter, max_iter, start_iter))
         raise UserError("--iters %d is not past the snapshot's iteration %d" % (max_iter, start_iter))
 
-    data = o.data
-    if data is None and info:
-        data = info.get("data")   # a resumed run keeps the data it was started with
-        if data and not os.path.isdir(data):   # a run folder from another machine: prepare it here
-            data = None
-    if data:
-        data = os.path.abspath(data)
-        augment = bool(hdf5_patches.check_matches(data, model, scale).get("augment"))
-    else:
-        augment = default_augment(model) if o.augment is None else o.augment
-        data = hdf5_patches.prepare(model, scale, augment=augment, log=log)
-        hdf5_patches.check_matches(data, model, scale)
+    data, augment = _data_folder(o, info, model, scale, log)
     checked = hdf5_patches.checked_files(data)   # before Caffe, and before the run folder is made
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -262,11 +419,14 @@ def prepare_run(o, log=print):
         while os.path.exists(run_dir):
             run_dir += "+"
     if info is None:
-        empty = not os.path.isdir(run_dir) or not os.listdir(run_dir)
-        if not (empty or (o.resume and only_segment_files(run_dir))):
+        if not (is_empty(run_dir) or (o.resume and only_segment_files(run_dir))):
             raise UserError("%s exists and is not empty; pick another --run-dir" % run_dir)
+        # made only now: a command refused above leaves no empty run folder behind
+        files.check_writable_dir(run_dir)
+        lock(run_dir)
+        if is_run(run_dir):   # another trainer started it while this one prepared
+            raise UserError("%s already holds a run; resume it with --resume, or pick another --run-dir" % run_dir)
         info = {}
-    # made only now: a command refused above leaves no empty run folder behind
     files.check_writable_dir(run_dir)
     if state:
         snapshot = relocated(snapshot, state, run_dir)
@@ -277,17 +437,28 @@ def prepare_run(o, log=print):
     init = None
     if not (start_iter or weights):
         init = o.init or (segments[0].get("init") if segments else None) or default_init(model, solver)
+    display = getattr(o, "display", None) or info.get("display") or default_display(start_iter, max_iter)
     sources = hdf5_patches.source_lists(checked, run_dir)
     net_copy = os.path.join(run_dir, "train_test-%s.prototxt" % segment)
     solver_copy = os.path.join(run_dir, "solver-%s.prototxt" % segment)
     files.write_text(net_copy, segment_net(model, scale, kind, sources, init))
     files.write_text(solver_copy, solvers.to_text(
-        segment_solver(model, scale, solver, net_copy, max_iter, start_iter, base_lr, o.snapshot_every)))
-    info.update(model=model, scale=scale, solver=solver, augment=augment, data=data)
+        segment_solver(model, scale, solver, net_copy, max_iter, start_iter, base_lr, snapshot_every, display)))
+    info.update(model=model, scale=scale, solver=solver, augment=augment, data=data, display=display)
     info.setdefault("segments", []).append(dict(started=stamp, start_iter=start_iter, max_iter=max_iter,
                                                 snapshot=snapshot, weights=weights, solver_file=solver_copy,
-                                                base_lr=base_lr, deconv_only=o.deconv_only, init=init))
+                                                base_lr=base_lr, deconv_only=deconv_only, init=init,
+                                                snapshot_every=snapshot_every, snapshot_minutes=snapshot_minutes))
     write_run(run_dir, info)
     every = solvers.read(solver_copy).snapshot
     return Plan(model, scale, solver, run_dir, solver_copy, start_iter, max_iter, snapshot, weights,
-                os.path.join(run_dir, LOG), every)
+                os.path.join(run_dir, LOG), every, snapshot_minutes, display)
+
+
+def end_segment(plan, outcome, iteration):
+    """Record how the segment ended (finished, stopped, diverged, failed) in run.json, under
+    the run's lock."""
+    info = read_run(plan.run_dir)
+    if info.get("segments"):
+        info["segments"][-1].update(ended=outcome, end_iter=iteration)
+        write_run(plan.run_dir, info)

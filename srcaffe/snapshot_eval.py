@@ -65,7 +65,17 @@ def evaluate_snapshots(run_dir, dataset_names=("Set5", "Set14"), every=None, ite
         for name in dataset_names:
             entry = cache.setdefault(name, {}).get(str(it))
             if entry is None or entry.get("sha256") != stamp:
-                model = model or load_model(path, scale=scale, arch=model_name)
+                if model is None:
+                    try:
+                        model = load_model(path, scale=scale, arch=model_name)
+                    except UserError as exc:
+                        if iterations is not None:   # asked for this one snapshot (ship)
+                            raise
+                        # a snapshot cut short (a kill or a full disk during its write): the
+                        # others are still evaluated, as --resume skips it
+                        if log:
+                            log("skipping snapshot %s: %s" % (os.path.basename(path), exc))
+                        break
                 r = evaluation.evaluate(model.upscaler, images[name], scale, model_name, dataset=name)
                 cache[name][str(it)] = dict(psnr=r["mean_psnr"], ssim=r["mean_ssim"], sha256=stamp)
                 if log:

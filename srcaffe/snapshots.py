@@ -96,4 +96,4 @@ def check_caffemodel(path, model, scale):
     """Caffe's -weights copies blobs by layer name and aborts on a shape mismatch: check first."""
     if path.endswith(".solverstate"):
         raise UserError("%s is a .solverstate: resume it with --snapshot, or give its .caffemodel to --weights" % path)
-    check_weights(path, model, scale)
+    check_weights(path, model, scale, suggest="train it as ./run_train.sh %s")

@@ -102,7 +102,7 @@ def bicubic_rgb(lr_rgb, scale):
             return matlab.to_uint8(matlab.imresize(matlab.im2double(img), scale))
         ycbcr = matlab.im2double(matlab.rgb2ycbcr(img))
         return merge_colour(matlab.imresize(ycbcr[..., 0], scale), ycbcr, scale)
-    return in_bands(whole, lr_rgb, scale)
+    return in_bands(whole, lr_rgb, scale, what="bicubic")
 
 
 def check_output_size(shape, scale, what="image"):
@@ -118,8 +118,11 @@ def band_rows(width, scale, budget=MEMORY_BUDGET):
     return max(8, int(budget / (BYTES_PER_HR_PIXEL * width * scale * scale)))
 
 
-def in_bands(upscale, img, scale, rows=None):
-    """upscale(LR rows) -> their SR rows, applied band by band; returns the whole uint8 result."""
+def in_bands(upscale, img, scale, rows=None, what="upscaling"):
+    """upscale(LR rows) -> their SR rows, applied band by band; returns the whole uint8 result
+    (with a progress line on stderr when it runs long: srcaffe.progress)."""
+    from .progress import Rows
+
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
@@ -128,7 +131,7 @@ def in_bands(upscale, img, scale, rows=None):
     rows = rows or band_rows(img.shape[1], scale)
     if h <= rows + 2 * BAND_MARGIN:
         return upscale(img)
-    out = None
+    out, progress = None, Rows(what, h)
     for a in range(0, h, rows):
         b = min(a + rows, h)
         a0, b0 = max(0, a - BAND_MARGIN), min(h, b + BAND_MARGIN)
@@ -136,4 +139,6 @@ def in_bands(upscale, img, scale, rows=None):
         if out is None:
             out = np.empty((h * scale,) + sr.shape[1:], dtype=sr.dtype)
         out[a * scale:b * scale] = sr[(a - a0) * scale:(b - a0) * scale]
+        progress(b)
+    progress.close()
     return out

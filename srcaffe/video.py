@@ -7,9 +7,10 @@ not grow with the video and the wall time approaches that of the slowest stage:
     reader (demux + decode) -> worker (the network) -> writer (encode + mux, main thread)
 
 Audio packets travel along the same queues untouched and are remuxed in their original order.
-The output is written to a temporary name in the target folder and renamed at the end; on
-Ctrl-C the container is finalised and kept as NAME.partial.EXT (playable, and it blocks nothing);
-on an error it is removed.
+The output is written to a temporary name in the target folder (.NAME.PID.XXXX.tmp.EXT) and
+renamed at the end; on Ctrl-C or SIGTERM the container is finalised and kept as NAME.partial.EXT
+(playable, and it blocks nothing); on an error it is removed. A temporary file that a killed
+process left (kill -9) is removed by the next run writing the same output.
 
 --mode upscale works on the decoded Y'CbCr planes directly (no RGB round trip: the encoder wants
 4:2:0 Y'CbCr anyway): the luma plane goes through the network with Model.upscale_y's numbers
@@ -34,10 +35,12 @@ import time
 import numpy as np
 
 from . import files, matlab
+from .cli import Terminated
 from .errors import UserError
 from .outputs import CRF, PRESET, PRESETS, VIDEO_EXTS, is_video, video_outputs  # noqa: F401 (PRESETS, VIDEO_EXTS: for callers)
 
 QUEUE = 4                      # frames in flight per queue: bounds the memory
+TIME_BASE = fractions.Fraction(1, 90000)   # of the output's frame times (MPEG's 90 kHz clock)
 VIDEO_MEMORY = 1 << 30         # bytes of Caffe memory a frame may take before it is tiled
 WORST = 4                      # frames in the gt contact sheet
 # FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic codes: (matrix, primaries, transfer)
@@ -205,8 +208,9 @@ class Sink:
         files.check_new(path, overwrite)
         folder = files.make_dir(os.path.dirname(os.path.abspath(path)))
         stem, ext = os.path.splitext(os.path.basename(path))
+        remove_stale_temporaries(folder, stem, ext)
         try:
-            fd, self.tmp = tempfile.mkstemp(prefix="." + stem + ".", suffix=".tmp" + ext, dir=folder)
+            fd, self.tmp = tempfile.mkstemp(prefix=".%s.%d." % (stem, os.getpid()), suffix=".tmp" + ext, dir=folder)
             os.close(fd)
         except OSError as exc:
             raise UserError("%s: cannot write the video there (%s)" % (path, exc.strerror or exc)) from None
@@ -216,6 +220,9 @@ class Sink:
             self.stream = self.container.add_stream("libx264", rate=rate,
                                                     options={"crf": str(CRF), "preset": preset or PRESET})
             self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
+            # frames keep the source's own times (a variable frame rate too): a fine time base,
+            # not a grid of 1/rate
+            self.stream.codec_context.time_base = self.stream.time_base = TIME_BASE
             self.stream.thread_type = "AUTO"
             cc = self.stream.codec_context   # tagged, so that players convert to RGB as the source says
             cc.colorspace, cc.color_primaries, cc.color_trc = colour
@@ -234,8 +241,10 @@ class Sink:
         frame = av.VideoFrame.from_ndarray(buf.reshape(h * 3 // 2, w), format="yuv420p")
         cc = self.stream.codec_context
         frame.colorspace, frame.color_range = cc.colorspace, cc.color_range
-        pts = self.frames if time_s is None else int(round(time_s * self.rate))
+        seconds = self.frames / self.rate if time_s is None else time_s
+        pts = int(round(seconds / TIME_BASE))
         frame.pts = max(pts, self.last_pts + 1)   # never backwards, whatever the source's timing
+        frame.time_base = TIME_BASE
         self.last_pts = frame.pts
         self.frames += 1
         self._mux(self._encode(frame))
@@ -293,6 +302,31 @@ class Sink:
             os.remove(self.tmp)
         except OSError:
             pass
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder, stem, ext):
+    """The temporary files of this output (.STEM.PID.XXXX.tmp.EXT) that a killed process left:
+    removed, unless that process still runs (a second writer of the same output)."""
+    prefix, suffix = ".%s." % stem, ".tmp" + ext
+    for name in os.listdir(folder):
+        if not (name.startswith(prefix) and name.endswith(suffix)):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass
 
 
 def _format_of(ext):
@@ -491,15 +525,16 @@ def _open_sinks(source, out, width, height, force, preset, colour, colour_range)
 
 @contextlib.contextmanager
 def _no_ctrl_c():
-    """SIGINT ignored while the outputs are finalised (a second or so), in the main thread."""
+    """SIGINT and SIGTERM ignored while the outputs are finalised (a second or so), in the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _run(source, sinks, first, stop, total, process, write, desc):
@@ -509,11 +544,11 @@ def _run(source, sinks, first, stop, total, process, write, desc):
     busy = {}
     try:
         n = run_pipeline(source, first, stop, process, write, total, desc, busy)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM (cli.Terminated)
         with _no_ctrl_c():   # a second Ctrl-C must not leave a half-closed file
             kept = [k for k in (s.abort(True) for s in sinks.values()) if k]
-        print("interrupted: " + ("partial video kept in %s" % ", ".join(kept) if kept else "nothing written"),
-              file=sys.stderr)
+        print("%s: " % ("terminated" if isinstance(exc, Terminated) else "interrupted")
+              + ("partial video kept in %s" % ", ".join(kept) if kept else "nothing written"), file=sys.stderr)
         raise
     except BaseException:
         for s in sinks.values():

@@ -67,6 +67,10 @@ def read_blobs(path):
         for shape, b in blobs:
             if max(len(b.data), len(b.double_data)) != int(np.prod(_plain(shape))):
                 raise UserError("%s: layer %s holds a truncated blob (corrupt .caffemodel)" % (path, name))
+            values = np.asarray(b.double_data if len(b.double_data) else b.data, dtype=np.float64)
+            if not np.isfinite(values).all():   # diverged training: the net would output NaN
+                raise UserError("%s: layer %s holds non-finite weights (%d nan/inf values: diverged "
+                                "training)" % (path, name, int((~np.isfinite(values)).sum())))
     return out
 
 
@@ -135,15 +139,17 @@ def identify(path_or_shapes, scale=DEFAULT_SCALE, what=None):
                     % (what, ", ".join(nets.MODELS), layers))
 
 
-def check_weights(path_or_shapes, model, scale, what=None):
-    """UserError naming the file unless it holds exactly `model`'s weights."""
+def check_weights(path_or_shapes, model, scale, what=None, suggest="use --arch %s"):
+    """UserError naming the file unless it holds exactly `model`'s weights; `suggest` % name is
+    the hint when it holds another known network (the calling tool's option)."""
     found = path_or_shapes
     if not isinstance(found, dict):
         what, found = what or path_or_shapes, shapes_of(read_blobs(path_or_shapes))
     diff = _difference(found, expected_blobs(model, scale), model)
     if diff:
         try:
-            hint = "; it looks like %s (use --arch %s)" % ((identify(found, scale, what),) * 2)
+            name = identify(found, scale, what)
+            hint = "; it looks like %s (%s)" % (name, suggest % name)
         except UserError:
             hint = ""
         raise UserError("%s: does not hold %s weights: %s%s" % (what, model, diff, hint))
@@ -179,6 +185,8 @@ def read_npz(path, scale=DEFAULT_SCALE, model=None):
         raise UserError("%s: not a NumPy .npz file" % path) from None
     shapes = {}
     for key, value in found.items():
+        if np.issubdtype(value.dtype, np.number) and not np.isfinite(value).all():
+            raise UserError("%s: array %s holds non-finite values (NaN or Inf)" % (path, key))
         layer, _, index = key.rpartition("_")
         if not layer or not index.isdigit():
             raise UserError("%s: array %s is not named LAYER_INDEX (e.g. conv1_0)" % (path, key))

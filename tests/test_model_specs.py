@@ -53,7 +53,7 @@ def test_predict_evaluate_video_and_mmsr_take_the_same_specs(inputs, spec, name,
 
 
 def test_one_resolver_one_error_for_what_no_spec_means(tmp_path):
-    for bad, words in (("fsrcnnn", "not a model name"), (str(tmp_path / "gone.caffemodel"), "no such file"),
+    for bad, words in (("fsrcnnn", "not a model name"), (str(tmp_path / "gone.caffemodel"), "not found"),
                        ("official-fsrcnn-x", "not a model name")):
         with pytest.raises(UserError) as e:
             models.load_model(bad, 3)

@@ -5,6 +5,7 @@ random ones, an FSRCNN that is exactly linear interpolation, an SRCNN that is th
 bicubic input, and one whose only non-zero parameter is the last bias.
 """
 import os
+import shutil
 import subprocess
 import sys
 
@@ -94,18 +95,23 @@ def test_gt_mode_on_butterfly(fetched, models, tmp_path):
     out = tmp_path / "out"
     r = run_tool("butterfly.bmp", "--model", models["linear"], "--out", out, "--analyse")
     assert r.returncode == 0, r.stderr
-    assert "butterfly_GT x3: bicubic 24.04 dB" in r.stdout and "fsrcnn 23.18 dB" in r.stdout   # linear < bicubic
-    names = sorted(os.listdir(out))
-    assert names == ["butterfly_GT_x3_bicubic.png", "butterfly_GT_x3_compare.png", "butterfly_GT_x3_fsrcnn.png",
-                     "butterfly_GT_x3_fsrcnn_errors.png", "butterfly_GT_x3_fsrcnn_patches.png"]
+    # named by the model file (fsrcnn_linear.caffemodel); linear < bicubic
+    assert "butterfly_GT x3: bicubic 24.04 dB" in r.stdout and "fsrcnn_linear 23.18 dB" in r.stdout
+    names = sorted(n for n in os.listdir(out) if not n.startswith("."))
+    stem = "butterfly_GT_x3_fsrcnn_linear"
+    assert names == [stem + s for s in (".png", "_bicubic.png", "_compare.png", "_errors.png", "_patches.png")]
     for n in names:
         assert_figure(out / n, min_size=(200, 200), grey=n.endswith("_patches.png"))
-    for n in ("butterfly_GT_x3_fsrcnn.png", "butterfly_GT_x3_bicubic.png"):
+    for n in (stem + ".png", stem + "_bicubic.png"):
         with Image.open(out / n) as im:
             assert im.size == (255, 255) and im.mode == "RGB"     # 256 modcropped to x3
-    r = run_tool("butterfly.bmp", "--model", models["linear"], "--out", out)
-    assert_one_line_error(r, "butterfly_GT_x3_fsrcnn.png: already exists")
-    r = run_tool("butterfly.bmp", "--model", models["linear"], "--out", out, "--force")
+    r = run_tool("butterfly.bmp", "--model", models["linear"], "--out", out)   # the same command again
+    assert r.returncode == 0 and "replacing 3 file(s) this same command wrote before" in r.stdout, r.stderr
+    other = tmp_path / "other" / os.path.basename(models["linear"])   # another model under the same name
+    other.parent.mkdir()
+    shutil.copy(models["fsrcnn"], other)
+    assert_one_line_error(run_tool("butterfly.bmp", "--model", other, "--out", out), stem + ".png: already exists")
+    r = run_tool("butterfly.bmp", "--model", other, "--out", out, "--force")
     assert r.returncode == 0, r.stderr
 
 
@@ -119,7 +125,8 @@ def test_upscale_mode_and_folders(fetched, models, tmp_path):
     r = run_tool(src, "--mode", "upscale", "--model", models["srcnn"], "--scale", "2", "--out", out)
     assert r.returncode == 0, r.stderr
     assert "colour.png: 31x40 -> 62x80" in r.stdout and "gray.png" in r.stdout
-    with Image.open(out / "colour_x2_srcnn.png") as a, Image.open(out / "gray_x2_bicubic.png") as b:
+    with Image.open(out / "colour_x2_srcnn_random_upscale.png") as a, \
+            Image.open(out / "gray_x2_srcnn_random_upscale_bicubic.png") as b:
         assert (a.size, a.mode, b.size, b.mode) == ((62, 80), "RGB", (62, 80), "L")
     r = run_tool(src, "--model", models["srcnn"], "--out", tmp_path / "gt")   # folder, gt mode
     assert r.returncode == 0, r.stderr

@@ -314,10 +314,16 @@ def test_ctrl_c_stops_with_a_snapshot_and_prints_how_to_resume(env, tmp_path):
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)          # what Ctrl-C sends to the terminal's process group
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err[-1500:]
+    assert proc.returncode == 130, err[-1500:]  # 128 + SIGINT, after the snapshot
     states = glob.glob(str(run_dir / "fsrcnn-s_x3_iter_*.solverstate"))
     assert len(states) == 1
     stopped_at = int(re.search(r"_iter_(\d+)\.solverstate", states[0]).group(1))
     assert 20 <= stopped_at < 100000
     assert "snapshot: %s" % states[0] in out
-    assert "resume:   ./run_train.sh fsrcnn-s --resume --run-dir %s --iters N" % run_dir in out
+    assert "stopped: iter 0 -> %d/100000" % stopped_at in out
+    hint = [l for l in out.splitlines() if l.startswith("resume:   ")]
+    assert hint == ["resume:   ./run_train.sh fsrcnn-s --resume --run-dir %s" % run_dir], out
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import train as train_tool    # the hint is a command tools/train.py takes as it is
+    parsed = train_tool.parse_args(hint[0].split()[2:])
+    assert (parsed.model, parsed.resume, parsed.run_dir, parsed.iters) == ("fsrcnn-s", True, str(run_dir), None)

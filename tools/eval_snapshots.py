@@ -21,7 +21,8 @@ examples:
   python tools/eval_snapshots.py runs/fsrcnn-x3-adam --every 10000
   python tools/eval_snapshots.py runs/srcnn-x3-adam --dataset Set5 --out results/srcnn_set5.png
 
-Each snapshot is evaluated once: the results are kept in RUN_DIR/snapshot_eval.json (re-evaluated
+A snapshot that does not load (cut short by a kill or a full disk) is skipped with a message,
+as ./run_train.sh --resume skips it. Each snapshot is evaluated once: the results are kept in RUN_DIR/snapshot_eval.json (re-evaluated
 only if the .caffemodel changes), so running it again while training goes on evaluates just the
 new snapshots, and tools/ship_model.py carries the file into models/training/<run>/ with the
 run's curve. The default plot, RUN_DIR/snapshot_eval.png, is redrawn each time (it only gains
@@ -29,6 +30,10 @@ points); another --out that exists needs --force."""
 
 
 def parse_args(argv):
+    return parser().parse_args(argv)
+
+
+def parser():
     p = cli.ArgumentParser(prog="tools/eval_snapshots.py", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder of ./run_train.sh (or models/training/<run>)")
@@ -38,7 +43,7 @@ def parse_args(argv):
                    help="only snapshots at multiples of N iterations, and the newest (default: all)")
     p.add_argument("--out", metavar="PNG", help="plot file (default: RUN_DIR/snapshot_eval.png)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
-    return p.parse_args(argv)
+    return p
 
 
 def main(argv=None):

@@ -52,6 +52,8 @@ def parse_args(argv):
     p.add_argument("--out", default="results", metavar="DIR", help="output folder (default results/)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files another command wrote")
     p.add_argument("--analyse", action="store_true", help="also error heatmaps and best/worst patches (--mode gt)")
+    p.add_argument("--no-bicubic", action="store_true", help="--mode upscale: skip NAME_xS_MODEL_upscale_bicubic.png "
+                   "(half the work on a huge image)")
     v = p.add_argument_group("videos (IMAGE is a .mp4, .mkv, .avi, .webm... file; see docs/inference.md)")
     v.add_argument("--frames", metavar="A:B", help="only frames A..B-1 (0-based; A: or :B)")
     v.add_argument("--max-frames", type=int, metavar="N", help="at most N frames")
@@ -77,6 +79,8 @@ def main(argv=None):
     from srcaffe import datasets, device, models, predict, video
     if args.gpu is not None:
         device.use_gpu(args.gpu)
+    if args.no_bicubic and args.mode != "upscale":
+        raise UserError("--no-bicubic is for --mode upscale (--mode gt scores bicubic beside the network)")
     if is_video and not outputs.is_video(args.image):
         raise UserError("%s: --frames/--max-frames/--compare are for videos (%s)"
                         % (args.image, " ".join(outputs.VIDEO_EXTS)))
@@ -94,7 +98,8 @@ def main(argv=None):
             print(line)
         record.done([p for p in out.values() if os.path.exists(p)])
         return 0
-    todo = [(path, outputs.image_outputs(args.out, path, model.scale, model.name, args.mode, args.pad, args.analyse),
+    todo = [(path, outputs.image_outputs(args.out, path, model.scale, model.name, args.mode, args.pad, args.analyse,
+                                         bicubic=not args.no_bicubic),
              outputs.Record(args.out, predict.command(model, args.mode, args.pad, path))) for path in paths]
     for _, out, record in todo:
         claim(record, list(out.values()), args.force)

@@ -4,8 +4,12 @@
 Each run has its own folder (runs/<model>-x<N>-<date>-<time>/): snapshots, train.log (appended
 by every segment, never truncated), the exact net and solver of each segment, and run.json.
 First use prepares the HDF5 data (tools/prepare_data.py). Ctrl-C stops with a snapshot and
-prints the command to resume; a killed run resumes with --resume from its newest whole
-snapshot (a snapshot is also taken every --snapshot-minutes).
+prints the command to resume (exit 130; 143 after SIGTERM); a killed run resumes with --resume
+from its newest whole snapshot (a snapshot is also taken every --snapshot-minutes). One trainer
+at a time holds a run folder. --resume and --snapshot keep the run's segment settings
+(--snapshot-every, --snapshot-minutes, --base-lr, --deconv-only, --data) unless given again;
+--resume of a run that reached its target exits 0 with a line. Training stops (exit 1) at the
+first non-finite loss, keeping the last finite snapshot. See docs/training.md.
 
 examples:
   ./run_train.sh fsrcnn                                # FSRCNN(56,12,4) x3, Adam
@@ -20,6 +24,7 @@ import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspa
 from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
+import shlex
 
 from srcaffe import device, runs, solvers, trainer
 from srcaffe import cli
@@ -28,6 +33,10 @@ from srcaffe.errors import UserError
 
 
 def parse_args(argv):
+    return parser().parse_args(argv)
+
+
+def parser():
     p = cli.ArgumentParser(prog="./run_train.sh", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="fsrcnn (56,12,4) | fsrcnn-s (32,5,1) | fsrcnn-D-S-M | srcnn (9-1-5) | "
@@ -41,8 +50,12 @@ def parse_args(argv):
     p.add_argument("--resume", action="store_true", help="resume --run-dir from its newest whole snapshot "
                    "(a run with none yet starts again)")
     p.add_argument("--weights", metavar="FILE", help="start from the weights of a .caffemodel (fine-tuning)")
-    p.add_argument("--deconv-only", action="store_true", help="train only the deconvolution: FSRCNN x2/x4 "
-                   "from an x3 model given by --weights, the paper's way")
+    deconv = p.add_mutually_exclusive_group()
+    deconv.add_argument("--deconv-only", action="store_true", default=None, help="train only the "
+                        "deconvolution: FSRCNN x2/x4 from an x3 model given by --weights, the paper's way "
+                        "(kept by --resume/--snapshot)")
+    deconv.add_argument("--all-layers", dest="deconv_only", action="store_false", default=None, help="train every layer "
+                        "(the default; ends --deconv-only when resuming such a run)")
     p.add_argument("--base-lr", type=float, metavar="LR", help="this segment's learning rate; default: the "
                    "solver's, or when resuming, the one the run's last segment used")
     p.add_argument("--init", metavar="NAME", help="a new run's weights: authors (the prototxt's fillers) or he "
@@ -55,14 +68,24 @@ def parse_args(argv):
     p.add_argument("--data", metavar="DIR", help="a prepared data folder (tools/prepare_data.py, or one class "
                    "of tools/mmsr.py)")
     p.add_argument("--snapshot-every", type=int, metavar="N", help="snapshot every N iterations (default: the "
-                   "solver's, 5000 for Adam, 10000 for SGD)")
-    p.add_argument("--snapshot-minutes", type=float, default=trainer.DEFAULT_SNAPSHOT_MINUTES, metavar="M",
+                   "run's last segment's, else the solver's: 5000 for Adam, 10000 for SGD)")
+    p.add_argument("--snapshot-minutes", type=float, metavar="M",
                    help="also snapshot every M minutes of training, so a crash loses minutes, not a whole "
-                   "snapshot interval (default %g; 0: only the solver's interval)" % trainer.DEFAULT_SNAPSHOT_MINUTES)
+                   "snapshot interval (default: the run's last segment's, else %g; 0: only the solver's "
+                   "interval)" % trainer.DEFAULT_SNAPSHOT_MINUTES)
+    p.add_argument("--display", type=int, metavar="N", help="log the loss every N iterations (default: the run's, "
+                   "set by its first segment: 1/20 of it, at most 100)")
     p.add_argument("--engine", metavar="NAME", help="Caffe's -engine (Intel Caffe's MKL2017 / MKLDNN), if the "
                    "binary has it")
     p.add_argument("--gpu", metavar="ID", help="Caffe's -gpu (an id, or all), for a CUDA build of Caffe")
-    return p.parse_args(argv)
+    return p
+
+
+def resume_command(model, scale, run_dir, iters=None):
+    """A command a person can paste (quoted: a run folder may hold spaces)."""
+    cmd = ["./run_train.sh", model] + (["--scale", str(scale)] if scale != 3 else []) + \
+        ["--resume", "--run-dir", run_dir] + (["--iters", str(iters)] if iters else [])
+    return " ".join(shlex.quote(a) for a in cmd)
 
 
 def main(argv=None):
@@ -73,20 +96,32 @@ def main(argv=None):
                         "in Intel's Caffe (install it and set CAFFE_ROOT)" % (o.engine, os.path.realpath(caffe)))
     if o.gpu is not None:
         device.check_gpu(o.gpu, caffe)
-    plan = runs.prepare_run(o, log=lambda msg: print(msg, file=sys.stderr))
-    status = trainer.train(plan, caffe, gpu=o.gpu, engine=o.engine, snapshot_minutes=o.snapshot_minutes)
-    if status != 0:
-        print("error: caffe train failed (exit %d); last lines of %s:" % (status, plan.log), file=sys.stderr)
-        print(trainer.failure_lines(plan.log), file=sys.stderr)
-        return 1
-    resume = "./run_train.sh %s --resume --run-dir %s" % (o.model, plan.run_dir)
-    newest = runs.snapshots.listing(plan.run_dir, ".solverstate")
+    try:
+        plan = runs.prepare_run(o, log=lambda msg: print(msg, file=sys.stderr))
+    except runs.NothingToDo as done:
+        print(done)
+        return 0
+    result = trainer.train(plan, caffe, gpu=o.gpu, engine=o.engine)
+    newest = runs.newest_valid_solverstate(plan.run_dir, plan.model, plan.scale, plan.solver, log=lambda m: None)
+    resume = resume_command(plan.model, plan.scale, plan.run_dir)
+    if result.outcome in ("failed", "diverged"):
+        if newest:
+            print("snapshot: %s (the newest whole one)" % newest)
+        if result.outcome == "diverged":   # a tenth of this segment's learning rate
+            resume += " --base-lr %g" % (solvers.base_lr(plan.solver_file) / 10)
+        print("resume:   %s" % resume)
+        print("error: %s; log: %s" % (result.message, plan.log), file=sys.stderr)
+        return result.code
     if newest:
-        print("snapshot: %s" % newest[-1][1])
-        print("resume:   %s --iters N" % resume)
-    print("plot:     %s %s %s" % (sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                              "plot_log.py"), plan.log))
-    return 0
+        print("snapshot: %s" % newest)
+    if result.outcome == "finished":
+        print("finished at iteration %d; to train further: %s" % (
+            result.iteration, resume_command(plan.model, plan.scale, plan.run_dir, 2 * plan.max_iter)))
+    else:
+        print("resume:   %s" % resume)
+    print("plot:     %s" % " ".join(shlex.quote(a) for a in (
+        sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "plot_log.py"), plan.log)))
+    return result.code
 
 
 if __name__ == "__main__":
