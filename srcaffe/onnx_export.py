@@ -28,12 +28,13 @@ import numpy as np
 
 from . import files, nets
 from .errors import UserError
+from .outputs import PADS
 from .paths import ROOT
 
 OPSET = 13          # Pad with a pads input and mode 'edge', Slice with inputs: opset 11+
 IR_VERSION = 7      # the oldest IR of opset 13: readable by older runtimes too
 INPUT = "data"
-BORDERS = ("replicate", "zero")
+BORDERS = PADS   # the toolkit's own border modes (srcaffe.inference)
 
 Source = collections.namedtuple("Source", "label arch scale prototxt params weights official")
 Source.__doc__ = """What is exported: label (e.g. 'fsrcnn x3'), arch (srcaffe.nets name), scale,

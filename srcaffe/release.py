@@ -8,7 +8,7 @@ models/<name>.json                        recipe, iterations, wall time, Set5/Se
 models/<name>_curve.png                   train loss / test-patch PSNR against iteration
 models/<name>_psnr.png                    Set5/Set14 PSNR of the run's evaluated snapshots
 models/training/<run>/                    train.log, run.json, snapshot_eval.json and the newest
-                                          snapshot pair, so a later session (another machine)
+                                          snapshot pair, so that later, on another machine, one
                                           resumes with --snapshot
 models/README.md                          its table of shipped models, between two markers,
                                           generated from the .json files (never edited by hand)

@@ -33,7 +33,7 @@ INITS = ("authors", "he")
 RUN_JSON = "run.json"
 LOG = "train.log"
 LOCK = ".lock"
-DEFAULT_SNAPSHOT_MINUTES = 10
+from .solvers import DEFAULT_SNAPSHOT_MINUTES  # noqa: E402,F401 (the timed-snapshot default, with the solvers')
 
 Plan = namedtuple("Plan", "model scale solver run_dir solver_file start_iter max_iter snapshot weights log "
                           "snapshot_every snapshot_minutes display")

@@ -11,6 +11,7 @@ from .errors import UserError
 
 SOLVERS = ("adam", "sgd")
 DEFAULT_SOLVER = "adam"
+DEFAULT_SNAPSHOT_MINUTES = 10   # also snapshot every 10 minutes of training (srcaffe.trainer, via SIGHUP)
 SETTINGS = {
     "sgd": dict(type="SGD", momentum=0.9, max_iter=15000000, snapshot=10000),
     "adam": dict(type="Adam", momentum=0.9, momentum2=0.999, delta=1e-8, max_iter=100000, snapshot=5000),

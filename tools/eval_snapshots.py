@@ -1,11 +1,9 @@
+#!/usr/bin/env python3
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
 from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
 
-os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
-
-from srcaffe import files, runs, snapshot_eval  # noqa: E402
 from srcaffe import cli
 from srcaffe.cli import run_main  # noqa: E402
 from srcaffe.errors import UserError  # noqa: E402
@@ -48,6 +46,7 @@ def parser():
 
 def main(argv=None):
     args = parse_args(argv)
+    from srcaffe import files, runs, snapshot_eval
     if not os.path.isdir(args.run_dir):
         raise UserError("%s: no such run folder" % args.run_dir)
     if args.every is not None and args.every < 1:

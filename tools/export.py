@@ -1,15 +1,12 @@
+#!/usr/bin/env python3
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
 from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
 
-os.environ.setdefault("GLOG_minloglevel", "2")   # quiet Caffe; set before anything imports caffe
-
-import numpy as np
-
-from srcaffe import files, nets, onnx_export, weights
-from srcaffe import cli
+from srcaffe import cli, nets
 from srcaffe.cli import run_main
+from srcaffe.outputs import PADS
 
 DESCRIPTION = """\
 Convert FSRCNN / SRCNN weights between a Caffe .caffemodel and a NumPy .npz, or export a model
@@ -44,18 +41,18 @@ def parse_args(argv):
     for name, src, dst, text in (("to-npz", "MODEL.caffemodel", "OUT.npz", "caffemodel -> npz"),
                                  ("from-npz", "IN.npz", "OUT.caffemodel", "npz -> caffemodel")):
         s = sub.add_parser(name, help=text, description=text)
-        s.add_argument("source", metavar=src)
-        s.add_argument("dest", metavar=dst)
+        s.add_argument("source", metavar=src, help="the %s to read" % src.split(".")[-1])
+        s.add_argument("dest", metavar=dst, help="the %s to write" % dst.split(".")[-1])
         s.add_argument("--arch", metavar="MODEL", help="architecture (default: recognised from the shapes)")
         s.add_argument("--scale", type=int, default=3, choices=nets.SCALES, help="upscaling factor (default 3)")
         s.add_argument("--force", action="store_true", help="overwrite DEST")
     s = sub.add_parser("to-onnx", help="model -> ONNX graph", description="model -> ONNX graph (docs/export.md)")
     s.add_argument("source", metavar="MODEL", help="model name, official model name or .caffemodel")
-    s.add_argument("dest", metavar="OUT.onnx")
+    s.add_argument("dest", metavar="OUT.onnx", help="the ONNX file to write")
     s.add_argument("--arch", metavar="MODEL", help="architecture of a .caffemodel (default: recognised)")
     s.add_argument("--scale", type=int, choices=nets.SCALES,
                    help="upscaling factor (default: recorded beside a .caffemodel, else 3)")
-    s.add_argument("--borders", choices=onnx_export.BORDERS,
+    s.add_argument("--borders", choices=PADS,
                    help="also pad the input and crop the output as the toolkit does (its own models)")
     s.add_argument("--force", action="store_true", help="overwrite OUT.onnx")
     return p.parse_args(argv)
@@ -66,6 +63,9 @@ def _describe(arrays):
 
 
 def to_npz(args):
+    import numpy as np
+
+    from srcaffe import files, weights
     arch, arrays = weights.arrays(args.source, args.scale, args.arch)
     with files.writing(args.dest, args.force) as tmp:
         with open(tmp, "wb") as f:   # a file object: np.savez would append .npz to a name
@@ -74,6 +74,7 @@ def to_npz(args):
 
 
 def from_npz(args):
+    from srcaffe import files, weights
     arch, arrays = weights.read_npz(args.source, args.scale, args.arch)
     with files.writing(args.dest, args.force) as tmp:
         weights.save_caffemodel(arch, args.scale, arrays, tmp)
@@ -81,6 +82,7 @@ def from_npz(args):
 
 
 def to_onnx(args):
+    from srcaffe import onnx_export
     source, proto = onnx_export.export(args.source, args.dest, args.scale, args.arch, args.force,
                                        borders=args.borders, log=print)
     print("wrote %s: %s (weights %s), %d nodes, opset %d, input %s 1x1xHxW float32%s"

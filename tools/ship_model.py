@@ -5,7 +5,7 @@ Copies the run's newest (or --iter N) .caffemodel to models/<model>_x<scale>.caf
 models/NAME.caffemodel with --name, the flagship untouched), evaluates it on Set5 and Set14,
 writes its .json (recipe, iterations, wall time, PSNR/SSIM), its training curve _curve.png and
 snapshot curve _psnr.png, keeps the run's train.log, run.json and newest snapshot pair in
-models/training/<run>/ so that a later session, on another machine, resumes it:
+models/training/<run>/ so that it can be resumed later, on another machine:
   ./run_train.sh fsrcnn --snapshot models/training/<run>/fsrcnn_x3_iter_N.solverstate --iters M
 and regenerates the table of shipped models in models/README.md. All or nothing: everything is
 staged aside and renamed into place; an interrupted ship leaves the old model as it was (or is
@@ -23,8 +23,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
-os.environ.setdefault("GLOG_minloglevel", "2")
-from srcaffe import release  # noqa: E402
 from srcaffe import cli  # noqa: E402
 from srcaffe.cli import run_main  # noqa: E402
 from srcaffe.errors import UserError  # noqa: E402
@@ -49,6 +47,7 @@ def parser():
 
 def main(argv=None):
     a = parse_args(argv)
+    from srcaffe import release
     if a.update_readme:
         if a.run_dir:
             raise UserError("--update-readme takes no RUN_DIR")

@@ -26,8 +26,7 @@ from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (th
 import argparse
 import shlex
 
-from srcaffe import device, runs, solvers, trainer
-from srcaffe import cli
+from srcaffe import cli, solvers
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 
@@ -41,7 +40,7 @@ def parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="fsrcnn (56,12,4) | fsrcnn-s (32,5,1) | fsrcnn-D-S-M | srcnn (9-1-5) | "
                                  "srcnn-935 | srcnn-955")
-    p.add_argument("--scale", type=int, default=3, help="upscaling factor: 2, 3 or 4 (default 3)")
+    cli.add_scale(p)
     p.add_argument("--iters", type=int, metavar="N", help="train up to iteration N (default: the solver's "
                    "max_iter; with --resume, the run's last target)")
     p.add_argument("--solver", default=solvers.DEFAULT_SOLVER, metavar="NAME",
@@ -72,7 +71,7 @@ def parser():
     p.add_argument("--snapshot-minutes", type=float, metavar="M",
                    help="also snapshot every M minutes of training, so a crash loses minutes, not a whole "
                    "snapshot interval (default: the run's last segment's, else %g; 0: only the solver's "
-                   "interval)" % trainer.DEFAULT_SNAPSHOT_MINUTES)
+                   "interval)" % solvers.DEFAULT_SNAPSHOT_MINUTES)
     p.add_argument("--display", type=int, metavar="N", help="log the loss every N iterations (default: the run's, "
                    "set by its first segment: 1/20 of it, at most 100)")
     p.add_argument("--engine", metavar="NAME", help="Caffe's -engine (Intel Caffe's MKL2017 / MKLDNN), if the "
@@ -90,6 +89,7 @@ def resume_command(model, scale, run_dir, iters=None):
 
 def main(argv=None):
     o = parse_args(argv)
+    from srcaffe import device, runs, trainer
     caffe = trainer.caffe_binary()
     if o.engine and not trainer.has_engine_option(caffe):
         raise UserError("--engine %s: this Caffe (%s) has no -engine option; MKL2017/MKLDNN engines exist only "
