@@ -22,7 +22,7 @@ from srcaffe.paths import cache_dir
 
 from helpers import CAFFE_TRAIN_ENV, caffe_train_losses, require
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.docker,
               pytest.mark.skipif(os.environ.get("SRCAFFE_SKIP_DOCKER") == "1", reason="SRCAFFE_SKIP_DOCKER=1")]
 
 IMAGE = "srcaffe:cpu"
@@ -149,6 +149,7 @@ def test_bicubic_and_predict_tests_pass_inside(image, shared_datasets, user):
     assert " passed" in tail and "skipped" not in tail and "failed" not in tail, tail
 
 
+@pytest.mark.cuda   # the GPU image takes this machine's CUDA build
 def test_gpu_image_is_a_cuda_build_and_refuses_gpu_without_one(gpu_image, fetched):
     r = in_image("bash", "-c", "tools/setup.sh --status; ldd /opt/srcaffe/cache/caffe-*-cuda-*/bin/caffe", image=gpu_image)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -160,6 +161,7 @@ def test_gpu_image_is_a_cuda_build_and_refuses_gpu_without_one(gpu_image, fetche
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: --gpu 0: no GPU visible"), r.stderr
 
 
+@pytest.mark.cuda   # the GPU image takes this machine's CUDA build
 def test_gpu_image_in_cpu_mode_trains_with_the_cpu_images_losses(image, gpu_image, fsrcnn_run):
     """20 Adam iterations of FSRCNN x3 (fixed seed) with each image's caffe, the run folder mounted
     at its own path: the CUDA build in CPU mode gives exactly the CPU build's losses."""
