@@ -83,6 +83,20 @@ def fsrcnn_run(fetched, tmp_path_factory):
     return tmp
 
 
+# A machine without a GPU toolchain or without Docker: tools/test.sh --no-cuda / --no-docker (or
+# these variables) skip every test that carries the mark, whatever module it is in.
+SKIPPED_MARKS = {"cuda": "SRCAFFE_SKIP_CUDA", "docker": "SRCAFFE_SKIP_DOCKER"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for mark, var in SKIPPED_MARKS.items():
+        if os.environ.get(var) == "1":
+            skip = pytest.mark.skip(reason="%s=1" % var)
+            for item in items:
+                if item.get_closest_marker(mark):
+                    item.add_marker(skip)
+
+
 def pytest_collection_finish(session):
     """With SRCAFFE_TEST_PLAN=FILE, a --collect-only run writes the selected tests there as JSON,
     {node id: {"marks": [...], "fixtures": [...]}}: tools/test.sh reads from it which builds the

@@ -18,8 +18,7 @@ from srcaffe.errors import UserError
 
 from helpers import caffe_train_losses
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(os.environ.get("SRCAFFE_SKIP_CUDA") == "1", reason="SRCAFFE_SKIP_CUDA=1")]
+pytestmark = pytest.mark.cuda   # SRCAFFE_SKIP_CUDA=1 skips them (tests/conftest.py)
 GPU_CHECK = os.path.join(ROOT, "tools", "gpu_check.sh")
 MiB = 1 << 20
 

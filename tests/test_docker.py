@@ -11,10 +11,11 @@ Caffe is that build (the same recipe key and cache folder name, its .complete, t
 code) with run paths that work where it now lies. A from-scratch image build (`docker build -f
 docker/Dockerfile .`, docker/build.sh --no-prebuilt) is not what runs here: docs/testing.md.
 
-Building costs ~4 min (CPU) on two busy cores the first time (pip installs the requirements;
+Building costs ~2-4 min (CPU) on two busy cores the first time (pip installs the requirements;
 nothing compiles), seconds from Docker's layer cache after. SRCAFFE_SKIP_DOCKER=1 skips this
-module (a machine with no Docker); CI runs it. SRCAFFE_TEST_IMAGES names the images (default
-srcaffe: srcaffe:cpu and srcaffe:gpu-sm90), so that two checkouts on one engine keep apart.
+module (a machine with no Docker), SRCAFFE_SKIP_CUDA=1 the GPU image's tests; CI runs them.
+SRCAFFE_TEST_IMAGES names the images (default srcaffe: srcaffe:cpu and srcaffe:gpu-sm90), so
+that two checkouts on one engine keep apart.
 """
 import glob
 import os
@@ -30,8 +31,7 @@ from srcaffe.paths import cache_dir
 
 from helpers import CAFFE_TRAIN_ENV, caffe_train_losses, require
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker,
-              pytest.mark.skipif(os.environ.get("SRCAFFE_SKIP_DOCKER") == "1", reason="SRCAFFE_SKIP_DOCKER=1")]
+pytestmark = [pytest.mark.slow, pytest.mark.docker]   # SRCAFFE_SKIP_DOCKER=1 skips them (tests/conftest.py)
 
 NAME = os.environ.get("SRCAFFE_TEST_IMAGES") or "srcaffe"
 IMAGE = NAME + ":cpu"
