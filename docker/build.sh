@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the toolkit's Docker image with the local Docker engine: CPU (default) or GPU (--gpu).
 #
-# usage: docker/build.sh [--gpu] [--tag NAME] [--cuda-archs LIST] [--base IMAGE] [--engine-only] [-h]
+# usage: docker/build.sh [--gpu] [--tag NAME] [--cuda-archs LIST] [--base IMAGE] [--caffe-from PREFIX]
+#                       [--no-prebuilt] [--engine-only] [-h]
 #   --gpu              the CUDA 13 image (tools/setup.sh --cuda inside; runs with `docker run --gpus`)
 #   --tag NAME         image name (default srcaffe:cpu, or srcaffe:gpu with --gpu)
 #   --cuda-archs LIST  GPU archs for --gpu, as SRCAFFE_CUDA_ARCHS of tools/cuda_toolchain.sh
@@ -9,6 +10,13 @@
 #   --base IMAGE       the Debian 12 base (default debian:bookworm, pulled when missing; where no
 #                      registry answers, srcaffe/debian:bookworm is made from this machine's Debian
 #                      mirror with mmdebstrap)
+#   --caffe-from PREFIX  this machine's Caffe install to put into the image instead of compiling it
+#                      there (a folder caffe-1.0.0-*/ of tools/setup.sh's cache, with its .complete);
+#                      default: the build of the variant that the venv recorded ($VENV/.srcaffe-cpu
+#                      or .srcaffe-cuda, tools/setup.sh --status), on a Debian 12 host. The image
+#                      uses it only when its own recipe key is the same (same folder name), and
+#                      compiles otherwise; the build log's "prebuilt:" lines say which
+#   --no-prebuilt      compile Caffe inside the image, as a plain `docker build` does
 #   --engine-only      only make sure a Docker engine answers (start dockerd, install docker.io)
 #
 # The build context is what a fresh clone has: the files git tracks plus untracked files it does
@@ -16,12 +24,12 @@
 # (/usr/local/share/ca-certificates/*.crt) go into the image for networks that intercept TLS.
 # With no engine answering, dockerd is started in the background (log: $SRCAFFE_CACHE/dockerd.log),
 # installing Debian's docker.io first where it is missing (root or sudo).
-# env: SRCAFFE_CACHE (default ~/.cache/srcaffe)
+# env: SRCAFFE_CACHE (default ~/.cache/srcaffe), VENV (default: the active venv, else .venv/)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${SRCAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/srcaffe}
-VARIANT=cpu TAG= ARCHS= BASE= ENGINE_ONLY=0
+VARIANT=cpu TAG= ARCHS= BASE= ENGINE_ONLY=0 FROM= PREBUILT=1
 MADE_BASE=srcaffe/debian:bookworm
 
 die() { echo "error: $*" >&2; exit 2; }
@@ -38,14 +46,31 @@ apt_install() {  # Debian packages, with fresh package lists (a new machine may 
 while [ $# -gt 0 ]; do
     case $1 in
         --gpu) VARIANT=cuda; shift ;;
-        --tag|--cuda-archs|--base) [ $# -ge 2 ] || die "$1 needs a value (see docker/build.sh --help)"
-            case $1 in --tag) TAG=$2 ;; --cuda-archs) ARCHS=$2 ;; --base) BASE=$2 ;; esac; shift 2 ;;
+        --tag|--cuda-archs|--base|--caffe-from) [ $# -ge 2 ] || die "$1 needs a value (see docker/build.sh --help)"
+            case $1 in --tag) TAG=$2 ;; --cuda-archs) ARCHS=$2 ;; --base) BASE=$2 ;; --caffe-from) FROM=$2 ;; esac; shift 2 ;;
+        --no-prebuilt) PREBUILT=0; shift ;;
         --engine-only) ENGINE_ONLY=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option '$1' (see docker/build.sh --help)" ;;
     esac
 done
 TAG=${TAG:-srcaffe:$([ "$VARIANT" = cuda ] && echo gpu || echo cpu)}
+[ "$PREBUILT" = 0 ] && [ -n "$FROM" ] && die "--caffe-from and --no-prebuilt exclude each other"
+if [ -n "$FROM" ]; then
+    [ -f "$FROM/.complete" ] && [ -x "$FROM/bin/caffe" ] \
+        || die "--caffe-from $FROM: not a finished Caffe install of tools/setup.sh (no .complete or bin/caffe)"
+    case $(basename "$(readlink -f "$FROM")") in
+        caffe-1.0.0-*-cuda-*) [ "$VARIANT" = cuda ] || die "--caffe-from $FROM: a CUDA build, for --gpu only" ;;
+        caffe-1.0.0-*) [ "$VARIANT" = cpu ] || die "--caffe-from $FROM: a CPU build, not for --gpu" ;;
+        *) die "--caffe-from $FROM: not a folder of tools/setup.sh's cache (caffe-1.0.0-<blas>-[cuda-]<key>)" ;;
+    esac
+    FROM=$(readlink -f "$FROM")
+elif [ "$PREBUILT" = 1 ] && grep -qx 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null; then
+    # The venv's record of its build of this variant (tools/setup.sh writes it).
+    VENV=${VENV:-${VIRTUAL_ENV:-$REPO/.venv}}
+    rec=$(sed -n 's/^prefix=//p' "$VENV/.srcaffe-$VARIANT" 2>/dev/null || true)
+    [ -n "$rec" ] && [ -f "$rec/.complete" ] && [ -x "$rec/bin/caffe" ] && FROM=$(readlink -f "$rec")
+fi
 mkdir -p "$CACHE"
 git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1 \
     || die "$REPO is not a git clone: build with 'docker build -f docker/Dockerfile .' (.dockerignore trims the context)"
@@ -110,6 +135,19 @@ for f in /usr/local/share/ca-certificates/*.crt; do
 done
 tar -C "$REPO" --null -T "$CTX/files" -cf "$CTX/context.tar"
 tar -C "$CTX/ca" -rf "$CTX/context.tar" docker/ca-certificates
+if [ -n "$FROM" ]; then
+    # prebuilt/: the install, the Debian packages of the libraries it links (so the build stage
+    # has them to run it) and the cache folder it was built in (its run paths name it).
+    mkdir -p "$CTX/pb/prebuilt"
+    bash "$REPO/docker/runtime-packages.sh" "$FROM" >"$CTX/pb/prebuilt/packages.txt" \
+        || die "--caffe-from $FROM: its libraries are not all Debian packages here (docker/runtime-packages.sh)"
+    dirname "$FROM" >"$CTX/pb/prebuilt/origin"
+    tar -C "$CTX/pb" -rf "$CTX/context.tar" prebuilt
+    tar -C "$(dirname "$FROM")" --transform 's,^,prebuilt/,S' -rf "$CTX/context.tar" "$(basename "$FROM")"
+    say "prebuilt: $FROM ($(du -sm "$FROM" | cut -f1) MB; the image takes it when its recipe key is the same)"
+else
+    say "prebuilt: none$([ "$PREBUILT" = 0 ] && echo ' (--no-prebuilt)'): Caffe compiles inside the image"
+fi
 args=(--build-arg "BASE=$BASE" --build-arg "VARIANT=$VARIANT")
 [ -n "$ARCHS" ] && args+=(--build-arg "SRCAFFE_CUDA_ARCHS=$ARCHS")
 # The Docker CLI needs its buildx plugin for BuildKit; without it, the classic builder does the job.
@@ -119,4 +157,5 @@ if ! docker build -f docker/Dockerfile -t "$TAG" "${args[@]}" - <"$CTX/context.t
     tail -n 25 "$CACHE/docker-build-$VARIANT.log" >&2
     die "docker build failed; the whole log is $CACHE/docker-build-$VARIANT.log"
 fi
+grep '^prebuilt: ' "$CACHE/docker-build-$VARIANT.log" | sed 's/^/  image: /' || true
 say "built $TAG: $(docker image inspect -f '{{.Size}}' "$TAG" | awk '{printf "%.0f MB", $1/1e6}')"

@@ -83,26 +83,31 @@ def fsrcnn_run(fetched, tmp_path_factory):
     return tmp
 
 
-# Whole tools run end to end over datasets, videos or many models: several seconds each.
-SLOW_TESTS = {
-    "test_mmsr.py::test_split_folders_train_with_run_train", "test_predict.py::test_gt_mode_on_butterfly",
-    "test_export.py::test_errors", "test_predict.py::test_bad_inputs_are_one_line_errors",
-    "test_video.py::test_ctrl_c_leaves_a_playable_partial_file_or_none",
-    "test_official.py::test_srcnn_955_x3_set5_is_32_75", "test_evaluate_models.py::test_models_side_by_side_with_papers",
-    "test_video.py::test_bad_videos_and_outputs_are_one_line_errors",
-    "test_caffelog.py::test_plot_log_writes_csvs_and_png_and_refuses_overwrite",
-    "test_layers_gradient.py::test_prelu_shared_slope_gradient_is_the_same_for_any_thread_count",
-    "test_predict.py::test_upscale_mode_and_folders", "test_export.py::test_round_trip",
-    "test_bicubic_baseline.py::test_evaluate_tool_end_to_end", "test_evaluate_models.py::test_model_errors",
-    "test_datasets.py::test_cli_fetch_list_verify", "test_bad_inputs.py::test_outputs_under_a_file_or_unwritable_are_one_line",
-    "test_video.py::test_gt_mode_scores_equal_evaluate_on_the_frames_saved_as_images",
-}
+# A machine without a GPU toolchain or without Docker: tools/test.sh --no-cuda / --no-docker (or
+# these variables) skip every test that carries the mark, whatever module it is in.
+SKIPPED_MARKS = {"cuda": "SRCAFFE_SKIP_CUDA", "docker": "SRCAFFE_SKIP_DOCKER"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """The slow tier, which tools/test.sh --fast leaves out: every test that trains (it uses
-    train_env, directly or through another fixture), and SLOW_TESTS."""
-    for item in items:
-        name = "%s::%s" % (os.path.basename(str(item.fspath)), item.originalname)
-        if "train_env" in getattr(item, "fixturenames", ()) or name in SLOW_TESTS:
-            item.add_marker(pytest.mark.slow)
+    for mark, var in SKIPPED_MARKS.items():
+        if os.environ.get(var) == "1":
+            skip = pytest.mark.skip(reason="%s=1" % var)
+            for item in items:
+                if item.get_closest_marker(mark):
+                    item.add_marker(skip)
+
+
+def pytest_collection_finish(session):
+    """With SRCAFFE_TEST_PLAN=FILE, a --collect-only run writes the selected tests there as JSON,
+    {node id: {"marks": [...], "fixtures": [...]}}: tools/test.sh reads from it which builds the
+    selection needs before making any (the CUDA build only for `cuda` tests), and
+    tests/test_structure.py checks the tiers against the fixtures."""
+    out = os.environ.get("SRCAFFE_TEST_PLAN")
+    if not out or not session.config.option.collectonly:
+        return
+    import json
+
+    plan = {item.nodeid: {"marks": sorted({m.name for m in item.iter_markers()}),
+                          "fixtures": sorted(getattr(item, "fixturenames", ()))} for item in session.items}
+    with open(out, "w") as f:
+        json.dump(plan, f, indent=1, sort_keys=True)

@@ -41,6 +41,7 @@ def copy_of(folder, dest):
 
 # ---- data preparation -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_preparation_shows_progress_and_refuses_impossible_parameters(train_env, data_x3, tmp_path):
     fresh = dict(train_env, SRCAFFE_DATA=str(tmp_path / "data"))
     out = tool("prepare_data.py", "fsrcnn-s", "--scale", 2, "--no-aug", env=fresh)
@@ -49,6 +50,7 @@ def test_preparation_shows_progress_and_refuses_impossible_parameters(train_env,
         assert_one_line_error(tool("prepare_data.py", "fsrcnn", "--stride", stride, env=fresh), "--stride", "at least 1")
 
 
+@pytest.mark.slow
 def test_two_preparations_at_once_give_one_whole_folder(train_env, tmp_path):
     env = dict(train_env, SRCAFFE_DATA=str(tmp_path / "data"))
     procs = [subprocess.Popen([sys.executable, os.path.join(TOOLS, "prepare_data.py"), "srcnn", "--scale", "4"],
@@ -62,6 +64,7 @@ def test_two_preparations_at_once_give_one_whole_folder(train_env, tmp_path):
     assert meta["train_patches"] > 0
 
 
+@pytest.mark.slow
 def test_an_interrupted_preparation_is_cleaned_up_by_the_next(train_env, tmp_path):
     env = dict(train_env, SRCAFFE_DATA=str(tmp_path / "data"))
     folder = os.path.basename(hdf5_patches.data_dir("srcnn", 4, False))
@@ -72,6 +75,7 @@ def test_an_interrupted_preparation_is_cleaned_up_by_the_next(train_env, tmp_pat
     assert not os.path.exists(stale)
 
 
+@pytest.mark.slow
 def test_truncated_or_foreign_hdf5_is_named_before_caffe_starts(train_env, data_x3, tmp_path):
     bad = copy_of(data_x3, tmp_path / "truncated")
     with open(os.path.join(bad, "train_000.h5"), "r+b") as f:
@@ -85,6 +89,7 @@ def test_truncated_or_foreign_hdf5_is_named_before_caffe_starts(train_env, data_
     assert_error_line(out, os.path.join(foreign, "test.h5"), "no 'label' dataset")
 
 
+@pytest.mark.slow
 def test_a_moved_or_copied_data_folder_trains_on_its_own_files(train_env, data_x3, tmp_path):
     copied = copy_of(data_x3, tmp_path / "copied")
     run_dir = tmp_path / "run"
@@ -100,11 +105,13 @@ def test_a_moved_or_copied_data_folder_trains_on_its_own_files(train_env, data_x
 
 # ---- training inputs ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_deconv_only_needs_the_x3_weights(train_env, tmp_path):
     out = run_train(train_env, "fsrcnn-s", "--scale", 2, "--deconv-only", "--iters", 5)
     assert_error_line(out, "--deconv-only", "--weights")
 
 
+@pytest.mark.slow
 def test_a_run_dir_that_is_a_file_is_refused(train_env, tmp_path):
     path = tmp_path / "a-file"
     path.write_text("mine")
@@ -114,6 +121,7 @@ def test_a_run_dir_that_is_a_file_is_refused(train_env, tmp_path):
 
 # ---- outputs --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_outputs_under_a_file_or_unwritable_are_one_line(fetched, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

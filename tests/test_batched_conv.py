@@ -381,6 +381,7 @@ def train_losses(tmp_path, model, listing, mb, tag):
     return np.array(losses)
 
 
+@pytest.mark.slow   # 2 x 200 Adam iterations of the toolkit's nets on T91 patches
 @pytest.mark.parametrize("model", ["fsrcnn", "srcnn"])
 def test_training_losses_match_the_stock_path(fetched, tmp_path, model):
     listing, n = small_training_data(tmp_path, model)

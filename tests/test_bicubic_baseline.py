@@ -43,6 +43,7 @@ def run_tool(*args):
     return subprocess.run([sys.executable, TOOL] + list(args), capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_evaluate_tool_end_to_end(fetched, tmp_path):
     out = tmp_path / "r.json"
     r = run_tool("--method", "bicubic", "--dataset", "Set5", "--scale", "3", "--json", str(out))

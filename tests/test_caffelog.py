@@ -156,6 +156,7 @@ def check_png(path):
     assert_figure(path)
 
 
+@pytest.mark.slow
 def test_plot_log_writes_csvs_and_png_and_refuses_overwrite(tmp_path):
     first, resumed = tmp_path / "run.log", tmp_path / "resumed.log"
     first.write_text(FIRST_RUN)

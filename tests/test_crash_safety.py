@@ -13,6 +13,8 @@ from srcaffe import caffelog, runs, snapshots
 
 from helpers import RUN_TRAIN, run_train
 
+pytestmark = pytest.mark.slow   # every test here trains
+
 MODEL, EVERY, TARGET = "fsrcnn", 20, 200     # the chaos run: snapshot interval and last iteration
 
 
@@ -143,6 +145,15 @@ def test_a_corrupt_newest_snapshot_is_skipped_with_a_message(train_env, tmp_path
     assert (run_dir / "fsrcnn-s_x3_iter_30.caffemodel").exists()
 
 
+def wait_for(event, proc, what, hang=300):
+    """Poll until event() holds; the deadline only bounds a hang. A run that ends first fails."""
+    end = time.monotonic() + hang
+    while not event():
+        assert proc.poll() is None, "the run ended (exit %s) before %s" % (proc.returncode, what)
+        assert time.monotonic() < end, "no %s within %d s" % (what, hang)
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
 def test_sigterm_stops_with_a_snapshot_and_sighup_snapshots_and_goes_on(train_env, tmp_path, sig):
     """The signals reach the whole process group, as from a terminal or a scheduler."""
@@ -152,9 +163,7 @@ def test_sigterm_stops_with_a_snapshot_and_sighup_snapshots_and_goes_on(train_en
                              "--snapshot-minutes", "0"], env=train_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        t0 = time.time()
-        while logged_iteration(log) < 10 and time.time() - t0 < 120:
-            time.sleep(0.05)
+        wait_for(lambda: logged_iteration(log) >= 10, proc, "10 logged iterations")
         os.killpg(proc.pid, getattr(signal, sig))
         if sig == "SIGTERM":
             out, err = proc.communicate(timeout=60)
@@ -163,16 +172,12 @@ def test_sigterm_stops_with_a_snapshot_and_sighup_snapshots_and_goes_on(train_en
             assert "resume:   ./run_train.sh fsrcnn-s --resume --run-dir %s\n" % run_dir in out
             assert runs.read_run(str(run_dir))["segments"][-1]["ended"] == "stopped"
         else:
-            t0 = time.time()
-            while not snapshots.listing(str(run_dir)) and time.time() - t0 < 60:
-                time.sleep(0.05)
-            assert snapshots.listing(str(run_dir)), "no snapshot after SIGHUP"
-            time.sleep(0.5)
+            wait_for(lambda: snapshots.listing(str(run_dir)), proc, "a snapshot after SIGHUP")
+            # The event that shows the run went on: Caffe logs an iteration past the snapshot's,
+            # with the same process still running.
+            snapped = max(it for it, _ in snapshots.listing(str(run_dir)))
+            wait_for(lambda: logged_iteration(log) > snapped, proc, "an iteration after the SIGHUP snapshot")
             assert proc.poll() is None, "SIGHUP stopped the run"
-            n, t0 = logged_iteration(log), time.time()
-            while logged_iteration(log) <= n and time.time() - t0 < 60:
-                time.sleep(0.05)
-            assert logged_iteration(log) > n, "training did not go on after SIGHUP"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -18,7 +18,7 @@ from srcaffe.errors import UserError
 
 from helpers import caffe_train_losses
 
-pytestmark = pytest.mark.skipif(os.environ.get("SRCAFFE_SKIP_CUDA") == "1", reason="SRCAFFE_SKIP_CUDA=1")
+pytestmark = pytest.mark.cuda   # SRCAFFE_SKIP_CUDA=1 skips them (tests/conftest.py)
 GPU_CHECK = os.path.join(ROOT, "tools", "gpu_check.sh")
 MiB = 1 << 20
 
@@ -63,6 +63,7 @@ def test_cuda_build_links_cudart_and_the_cpu_build_does_not(cuda, cpu):
     assert "libcudnn" not in ldd   # cuDNN is not ported (USE_CUDNN=OFF)
 
 
+@pytest.mark.slow
 def test_cuda_build_in_cpu_mode_trains_fsrcnn_with_the_cpu_builds_losses(cuda, cpu, fsrcnn_run):
     on_cpu = caffe_train_losses([os.path.join(cpu, "bin", "caffe")], fsrcnn_run)
     on_cuda = caffe_train_losses([os.path.join(cuda, "bin", "caffe")], fsrcnn_run)
@@ -102,6 +103,7 @@ def test_predict_and_evaluate_gpu_0_without_a_gpu_is_one_line(variant, message, 
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_gpu_check_packs_a_bundle_and_runs_its_cpu_part(cuda, fetched, no_gpu, tmp_path):
     bundle, out = tmp_path / "bundle", tmp_path / "out"
     packed = subprocess.run(["bash", GPU_CHECK, "pack", str(bundle)], capture_output=True, text=True)

@@ -185,6 +185,7 @@ def test_save_image_refuses_overwrite(tmp_path):
 
 # --- tools/datasets.py --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_fetch_list_verify(tmp_path, shared_datasets):
     r = run_tool("fetch", "Set5", "Set14", "--from", shared_datasets, env_root=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -5,15 +5,24 @@ The GPU image is built for sm_90 only (every .cu file compiles and links; the de
 is ~6x the compile) and checked without a GPU: a CUDA build, --gpu refused in one line, and in
 CPU mode the CPU image's losses.
 
-Building costs ~13 min (CPU) and ~31 min (GPU) on two busy cores the first time (Caffe compiles
-inside); Docker's layer cache makes a rebuild of an unchanged recipe take seconds. SRCAFFE_SKIP_DOCKER=1 skips this
-module (a machine with no Docker); CI runs it.
+Each recipe compiles once per machine: docker/build.sh puts the venv's build of the same recipe
+(its records .srcaffe-cpu / .srcaffe-cuda) into the image, and these tests check that the image's
+Caffe is that build (the same recipe key and cache folder name, its .complete, the same machine
+code) with run paths that work where it now lies. A from-scratch image build (`docker build -f
+docker/Dockerfile .`, docker/build.sh --no-prebuilt) is not what runs here: docs/testing.md.
+
+Building costs ~2-4 min (CPU) on two busy cores the first time (pip installs the requirements;
+nothing compiles), seconds from Docker's layer cache after. SRCAFFE_SKIP_DOCKER=1 skips this
+module (a machine with no Docker), SRCAFFE_SKIP_CUDA=1 the GPU image's tests; CI runs them.
+SRCAFFE_TEST_IMAGES names the images (default srcaffe: srcaffe:cpu and srcaffe:gpu-sm90), so
+that two checkouts on one engine keep apart.
 """
 import glob
 import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -22,11 +31,11 @@ from srcaffe.paths import cache_dir
 
 from helpers import CAFFE_TRAIN_ENV, caffe_train_losses, require
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(os.environ.get("SRCAFFE_SKIP_DOCKER") == "1", reason="SRCAFFE_SKIP_DOCKER=1")]
+pytestmark = [pytest.mark.slow, pytest.mark.docker]   # SRCAFFE_SKIP_DOCKER=1 skips them (tests/conftest.py)
 
-IMAGE = "srcaffe:cpu"
-GPU_IMAGE = "srcaffe:gpu-sm90"   # not srcaffe:gpu, which a user builds for every arch
+NAME = os.environ.get("SRCAFFE_TEST_IMAGES") or "srcaffe"
+IMAGE = NAME + ":cpu"
+GPU_IMAGE = NAME + ":gpu-sm90"   # not srcaffe:gpu, which a user builds for every arch
 USER = "1000:1000"   # no such user in the image: any uid must work
 BUILD = os.path.join(ROOT, "docker", "build.sh")
 
@@ -71,21 +80,60 @@ def build_image(*args):
     # A dockerd that build.sh started must not keep build.sh's lock (the build would wait forever).
     free = subprocess.run(["flock", "-n", os.path.join(cache_dir(), ".lock-docker"), "true"])
     assert free.returncode == 0, "docker/build.sh's lock is still held after --engine-only"
-    r = subprocess.run(["bash", BUILD] + list(args), capture_output=True, text=True, timeout=5400)
+    # VENV: the build docker/build.sh finds by itself is this venv's, the one the suite tests.
+    r = subprocess.run(["bash", BUILD] + list(args), capture_output=True, text=True, timeout=5400,
+                       env=dict(os.environ, VENV=sys.prefix))
     assert r.returncode == 0, r.stdout + r.stderr
     print(r.stdout)
+    return r.stdout
+
+
+def host_build(variant):
+    """(recipe key, cache folder) of the venv's build of a variant (tools/setup.sh records it)."""
+    record = os.path.join(sys.prefix, ".srcaffe-" + variant)
+    assert os.path.isfile(record), "no %s build recorded in %s (tools/test.sh makes it)" % (variant, record)
+    fields = dict(line.split("=", 1) for line in open(record).read().splitlines() if "=" in line)
+    assert os.path.isfile(os.path.join(fields["prefix"], ".complete")), fields
+    return fields["key"], os.path.realpath(fields["prefix"])
 
 
 @pytest.fixture(scope="module")
 def image():
-    build_image("--tag", IMAGE)
+    out = build_image("--tag", IMAGE)
+    assert "prebuilt: %s " % host_build("cpu")[1] in out, out   # found by itself, sent along
     return IMAGE
 
 
 @pytest.fixture(scope="module")
 def gpu_image():
-    build_image("--gpu", "--cuda-archs", "90;90", "--tag", GPU_IMAGE)
+    out = build_image("--gpu", "--cuda-archs", "90;90", "--tag", GPU_IMAGE)
+    assert "prebuilt: %s " % host_build("cuda")[1] in out, out
     return GPU_IMAGE
+
+
+def assert_image_has_the_host_build(image, variant, tmp_path):
+    """The image's Caffe is the host's build of the same recipe, not a second compile: the same
+    key and folder name, its .complete, byte for byte the same machine code (.text) in libcaffe
+    and the caffe tool, and run paths relative to where it lies (no host path left in them)."""
+    key, prefix = host_build(variant)
+    name = os.path.basename(prefix)
+    r = in_image("bash", "-c", "cat $VENV/.srcaffe-caffe; ls -a /opt/srcaffe/cache/%s; ls /opt/srcaffe" % name, image=image)
+    assert r.returncode == 0, r.stdout + r.stderr
+    print("recipe key on this machine: %s, in %s: %s" % (key, image, r.stdout.split()[0]))
+    assert "key=%s\n" % key in r.stdout and "prefix=/opt/srcaffe/cache/%s\n" % name in r.stdout, r.stdout
+    assert ".complete" in r.stdout.split() and "prebuilt" not in r.stdout.split(), r.stdout
+    for rel in ("bin/caffe", "lib/libcaffe.so.1.0.0", "lib/python3/dist-packages/caffe/_caffe.so"):
+        copy = tmp_path / os.path.basename(rel)
+        with open(copy, "wb") as f:
+            assert subprocess.run(run_args(image) + ["cat", "/opt/srcaffe/cache/%s/%s" % (name, rel)], stdout=f).returncode == 0
+        texts = []
+        for elf in (str(copy), os.path.join(prefix, rel)):
+            subprocess.run(["objcopy", "-O", "binary", "--only-section=.text", elf, str(tmp_path / "text")], check=True)
+            texts.append((tmp_path / "text").read_bytes())
+        assert len(texts[0]) > 10000 and texts[0] == texts[1], "%s: not the host's build" % rel
+        dyn = subprocess.run(["readelf", "-d", str(copy)], capture_output=True, text=True, check=True).stdout
+        runpath = re.search(r"\(RUNPATH\)\s+Library runpath: \[(.*)\]", dyn).group(1)
+        assert "$ORIGIN" in runpath and os.path.dirname(prefix) not in runpath, (rel, runpath)
 
 
 @pytest.mark.parametrize("user", [None, USER])
@@ -99,11 +147,17 @@ def test_smoke_caffe_and_pycaffe_as_root_and_non_root(image, user):
     assert "build:     CPU only" in r.stdout and "usage: ./run_train.sh" in r.stdout
 
 
+def test_cpu_image_has_the_hosts_build_of_the_same_recipe(image, tmp_path):
+    assert_image_has_the_host_build(image, "cpu", tmp_path)
+
+
 def test_image_is_a_fresh_clone_without_build_tools(image):
     """Only tracked files go in (the build folder's datasets/ images never do), and the runtime
     stage has no compiler: the image is the multi-stage one."""
     r = in_image("ls", "datasets")
     assert r.returncode == 0 and r.stdout.split() == ["README.md", "SHA256SUMS"], r.stdout + r.stderr
+    r = in_image("ls")   # the prebuilt Caffe came in the context, but only into the cache
+    assert r.returncode == 0 and "prebuilt" not in r.stdout.split() and "tools" in r.stdout.split(), r.stdout
     r = in_image("bash", "-c", "command -v gcc g++ cc cmake make")
     assert r.returncode == 1 and r.stdout == "", r.stdout   # none of them found
     size = int(docker("image", "inspect", "-f", "{{.Size}}", image).stdout)
@@ -149,17 +203,25 @@ def test_bicubic_and_predict_tests_pass_inside(image, shared_datasets, user):
     assert " passed" in tail and "skipped" not in tail and "failed" not in tail, tail
 
 
+@pytest.mark.cuda   # the GPU image takes this machine's CUDA build
 def test_gpu_image_is_a_cuda_build_and_refuses_gpu_without_one(gpu_image, fetched):
     r = in_image("bash", "-c", "tools/setup.sh --status; ldd /opt/srcaffe/cache/caffe-*-cuda-*/bin/caffe", image=gpu_image)
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"build: +CUDA \(.*libcudart\.so\.13", r.stdout), r.stdout
-    assert "libcudart.so.13 => /opt/srcaffe/cache/cuda-13.0/" in r.stdout   # NVIDIA's own, from the wheels
+    # NVIDIA's own, from the wheels in the image's cache, through the relative run path
+    assert re.search(r"libcudart\.so\.13 => /opt/srcaffe/cache/\S*cuda-13\.0/root/lib64/libcudart\.so\.13 ", r.stdout), r.stdout
     r = in_image("python", "tools/predict.py", "butterfly", "--gpu", "0", image=gpu_image, user=USER,
                  volumes=[(readable_by_all(fetched), "/datasets", "ro")])
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: --gpu 0: no GPU visible"), r.stderr
 
 
+@pytest.mark.cuda   # the GPU image takes this machine's CUDA build
+def test_gpu_image_has_the_hosts_cuda_build_of_the_same_recipe(gpu_image, tmp_path):
+    assert_image_has_the_host_build(gpu_image, "cuda", tmp_path)
+
+
+@pytest.mark.cuda   # the GPU image takes this machine's CUDA build
 def test_gpu_image_in_cpu_mode_trains_with_the_cpu_images_losses(image, gpu_image, fsrcnn_run):
     """20 Adam iterations of FSRCNN x3 (fixed seed) with each image's caffe, the run folder mounted
     at its own path: the CUDA build in CPU mode gives exactly the CPU build's losses."""

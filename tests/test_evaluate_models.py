@@ -36,6 +36,7 @@ def test_model_plugs_into_evaluate(fetched, models):
     assert [r["psnr"] for r in got["images"]] == [r["psnr"] for r in ref["images"]]   # identity SRCNN = bicubic
 
 
+@pytest.mark.slow
 def test_models_side_by_side_with_papers(fetched, models, tmp_path):
     out = tmp_path / "r.json"
     r = run_tool("--dataset", "Set5", "--scale", "3", "--model", models["linear"], models["identity"], "--json", out)
@@ -62,6 +63,7 @@ def test_papers_table():
     assert papers.published("srcnn", "Set5", 2) == []       # a cell the paper does not print
 
 
+@pytest.mark.slow
 def test_model_errors(fetched, models, tmp_path):
     srcnn = make_caffemodel(tmp_path / "s.caffemodel", "srcnn")
     assert_one_line_error(run_tool("--dataset", "Set5", "--scale", "3", "--model", srcnn, "--arch", "fsrcnn"),

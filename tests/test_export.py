@@ -18,6 +18,7 @@ def run_tool(*args):
     return subprocess.run([sys.executable, TOOL] + [str(a) for a in args], capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["fsrcnn", "srcnn"])
 def test_round_trip(tmp_path, model):
     src = make_caffemodel(tmp_path / "a.caffemodel", model, seed=5)
@@ -38,6 +39,7 @@ def test_round_trip(tmp_path, model):
                                   load_model(str(tmp_path / "b.caffemodel")).upscale_y(lr))
 
 
+@pytest.mark.slow
 def test_errors(tmp_path):
     src = make_caffemodel(tmp_path / "a.caffemodel")
     assert run_tool("to-npz", src, tmp_path / "a.npz").returncode == 0

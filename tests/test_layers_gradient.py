@@ -212,6 +212,7 @@ THREADS_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_prelu_shared_slope_gradient_is_the_same_for_any_thread_count():
     """The channel-shared slope gradient is summed in fixed blocks: bitwise reproducible whatever
     OMP_NUM_THREADS (stock Caffe sums on one thread, so it passes trivially)."""

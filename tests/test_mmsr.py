@@ -409,6 +409,7 @@ def test_class_jobs_run_as_a_slurm_array_and_a_cancelled_one_is_resubmitted(slur
     assert [x["iters"] for x in rows] == [e["iters"] for e in jobs["jobs"]]
 
 
+@pytest.mark.slow
 def test_jobs_without_slurm_run_locally_and_give_time_to_quality(env, split_dir, tmp_path):
     runs = str(tmp_path / "runs")
     r = run(MMSR_TOOL, "jobs", split_dir, "--iters", 4, "--snapshots", 2, "--baseline", "fsrcnn", "--runs-dir", runs,

@@ -228,6 +228,7 @@ def test_fsrcnn_x3_set5_is_33_16(fetched, weights_folder, weights):
     assert round(evaluate(zero.upscaler, _set5(fetched), 3, "zero")["mean_psnr"], 2) == 32.78
 
 
+@pytest.mark.slow
 def test_srcnn_955_x3_set5_is_32_75(fetched, weights_folder):
     from srcaffe.evaluation import evaluate
 

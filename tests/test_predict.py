@@ -91,6 +91,7 @@ def test_upscale_rgb_keeps_colour_and_gray(models):
 
 # ---- tools/predict.py -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_gt_mode_on_butterfly(fetched, models, tmp_path):
     out = tmp_path / "out"
     r = run_tool("butterfly.bmp", "--model", models["linear"], "--out", out, "--analyse")
@@ -115,6 +116,7 @@ def test_gt_mode_on_butterfly(fetched, models, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.slow
 def test_upscale_mode_and_folders(fetched, models, tmp_path):
     src = tmp_path / "lr"
     src.mkdir()
@@ -133,6 +135,7 @@ def test_upscale_mode_and_folders(fetched, models, tmp_path):
     assert "mean of 2 images" in r.stdout
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_one_line_errors(fetched, models, tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "tiny.png")

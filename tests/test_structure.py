@@ -142,3 +142,72 @@ def test_no_merge_conflict_markers_are_committed():
             text = f.read()
         found += ["%s:%d" % (rel, text[:m.start()].count("\n") + 1) for m in marker.finditer(text)]
     assert not found, "merge conflict markers in: %s" % ", ".join(found)
+
+
+# ---- the tiers: declared marks only -------------------------------------------------------------
+
+TRAINING_FIXTURES = ("train_env", "fsrcnn_run")   # prepare data and train the toolkit's nets
+
+
+def collected_plan(folder, tmp_path, *args):
+    """{node id: {"marks": [...], "fixtures": [...]}} of a --collect-only run over `folder`, with
+    the fixture closure pytest itself computes (tests/conftest.py writes it: SRCAFFE_TEST_PLAN)."""
+    import json
+    import subprocess
+    import sys
+
+    plan = tmp_path / "plan.json"
+    env = dict(os.environ, SRCAFFE_TEST_PLAN=str(plan))
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                        str(folder)] + list(args), capture_output=True, text=True, env=env, cwd=str(folder))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return json.loads(plan.read_text())
+
+
+def tier_violations(plan):
+    """Tests that train without the slow mark, and tests of the CUDA build or the Docker images
+    without theirs."""
+    bad = []
+    for node, t in sorted(plan.items()):
+        if set(TRAINING_FIXTURES) & set(t["fixtures"]) and "slow" not in t["marks"]:
+            bad.append("%s: uses a training fixture but is not marked slow" % node)
+        for module, mark in (("test_cuda_build.py", "cuda"), ("test_docker.py", "docker")):
+            if node.split("::")[0].endswith(module) and mark not in t["marks"]:
+                bad.append("%s: not marked %s" % (node, mark))
+    return bad
+
+
+def test_every_test_that_trains_is_marked_slow(tmp_path):
+    plan = collected_plan(os.path.join(ROOT, "tests"), tmp_path)
+    assert len(plan) > 100
+    assert tier_violations(plan) == []
+    fast = [n for n, t in plan.items() if not {"slow", "cuda", "docker"} & set(t["marks"])]
+    assert fast and not [n for n in fast if set(TRAINING_FIXTURES) & set(plan[n]["fixtures"])]
+
+
+def test_the_tier_check_finds_an_unmarked_training_test(tmp_path):
+    """The same check on a scratch suite (this suite's conftest, helpers and pytest.ini) with one
+    test using train_env only through a fixture of its own, unmarked, and one marked test."""
+    import shutil
+
+    suite = tmp_path / "suite"
+    (suite / "tests").mkdir(parents=True)
+    shutil.copy(os.path.join(ROOT, "pytest.ini"), suite)
+    for name in ("conftest.py", "helpers.py"):
+        shutil.copy(os.path.join(ROOT, "tests", name), suite / "tests")
+    (suite / "tests" / "test_scratch.py").write_text(
+        "import pytest\n\n"
+        "@pytest.fixture\ndef runs(train_env):\n    return train_env\n\n"
+        "def test_trains_unmarked(runs):\n    pass\n\n"
+        "@pytest.mark.slow\ndef test_trains_marked(fsrcnn_run):\n    pass\n\n"
+        "def test_plain():\n    pass\n")
+    plan = collected_plan(suite, tmp_path)
+    assert sorted(n.split("::")[1] for n in plan) == ["test_plain", "test_trains_marked", "test_trains_unmarked"]
+    assert tier_violations(plan) == ["tests/test_scratch.py::test_trains_unmarked: uses a training fixture but is not marked slow"]
+    # --strict-markers (pytest.ini): a mark that is not declared is an error, not a new tier
+    (suite / "tests" / "test_scratch.py").write_text("import pytest\n\n@pytest.mark.slwo\ndef test_typo():\n    pass\n")
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(suite)],
+                       capture_output=True, text=True, cwd=str(suite))
+    assert r.returncode != 0 and "'slwo' not found in `markers` configuration option" in r.stdout, r.stdout[-2000:]

@@ -1,33 +1,63 @@
 #!/usr/bin/env bash
 # The test command: sets up what the tests need (apt packages, venv, a real Caffe: tools/setup.sh,
 # cached outside the clone), then runs the pytest suite with the venv's interpreter.
-#   tools/test.sh            the full suite (what CI runs: .ci/run)
-#   tools/test.sh --fast     the fast tier: no training, under a minute once set up
-# Extra arguments go to pytest (e.g. tools/test.sh -k bicubic -x).
-# It also builds the CUDA variant of Caffe (tools/setup.sh --cuda --build-only, for sm_90 only unless
-# SRCAFFE_TEST_CUDA_ARCHS says otherwise: cached, no GPU needed; the venv keeps the build it links)
-# for tests/test_cuda_build.py;
-# SRCAFFE_SKIP_CUDA=1 skips both on a CPU-only machine. CI runs them.
-# tests/test_docker.py builds the CPU Docker image and an sm_90 GPU image (docker/build.sh:
-# installs docker.io and starts dockerd when no engine answers; ~45 min on 2 cores the first
-# time, Docker's layer cache after) and runs README's Docker commands in them;
-# SRCAFFE_SKIP_DOCKER=1 skips it. CI runs it.
+#
+# usage: tools/test.sh [--fast] [--no-cuda] [--no-docker] [-h] [--] [PYTEST ARGS...]
+#   (no option)  the full suite: what CI runs (.ci/run)
+#   --fast       the fast tier, -m "not slow and not cuda and not docker": nothing trains, no CUDA
+#                build and no Docker image; it needs only the CPU setup (a few minutes once set up)
+#   --no-cuda    skip the `cuda` tests and build no CUDA Caffe (a CPU-only machine; the same as
+#                SRCAFFE_SKIP_CUDA=1)
+#   --no-docker  skip the `docker` tests (a machine without Docker; the same as SRCAFFE_SKIP_DOCKER=1)
+#   -h, --help   this text
+# Every other argument, and everything after --, goes to pytest: tools/test.sh -k bicubic -x,
+# tools/test.sh tests/test_predict.py, tools/test.sh -m cuda.
+#
+# The tiers are pytest marks (pytest.ini): `slow` (trains, or runs a whole tool over datasets),
+# `cuda` (the CUDA build of Caffe), `docker` (the Docker images). Before any CUDA build, the
+# selection is collected: tools/setup.sh --cuda --build-only (sm_90 only unless
+# SRCAFFE_TEST_CUDA_ARCHS says otherwise: cached, no GPU needed; ~30 min on 2 cores the first time)
+# runs only when a selected test is marked `cuda`. The `docker` tests build the CPU and sm_90 GPU
+# images with docker/build.sh, which puts this machine's build of the same recipe into them
+# (docs/testing.md); it installs docker.io and starts dockerd when no engine answers.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ARGS=()
-[ "${1:-}" = --fast ] && { shift; ARGS=(-m "not slow"); }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+
+# All of this script's own options first, before any setup or build.
+ARGS=() PYTEST=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --fast) ARGS=(-m "not slow and not cuda and not docker"); shift ;;
+        --no-cuda) export SRCAFFE_SKIP_CUDA=1; shift ;;
+        --no-docker) export SRCAFFE_SKIP_DOCKER=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        --) shift; PYTEST+=("$@"); break ;;
+        *) PYTEST+=("$1"); shift ;;
+    esac
+done
+
 bash "$REPO/tools/setup.sh"
+VENV=${VENV:-${VIRTUAL_ENV:-$REPO/.venv}}
+cd "$REPO"
 if [ "${SRCAFFE_SKIP_CUDA:-0}" != 1 ]; then
     # The tests run the CUDA build in CPU mode: one GPU arch is enough to compile-check every .cu
     # file and link libcudart (the default, one cubin per major from sm_75, is ~3x the compile).
     export SRCAFFE_CUDA_ARCHS=${SRCAFFE_TEST_CUDA_ARCHS:-90;90}   # the tests' own setup.sh calls too
-    bash "$REPO/tools/setup.sh" --cuda --build-only
-    bash "$REPO/tools/setup.sh" --cpu --build-only   # what the CUDA build's losses are compared with
+    # Which marks the selected tests carry (tests/conftest.py writes them on a --collect-only run);
+    # a collection error shows up in the real run below.
+    plan=$(mktemp)
+    trap 'rm -f "$plan"' EXIT
+    SRCAFFE_TEST_PLAN=$plan "$VENV/bin/python" -m pytest --collect-only -q -p no:cacheprovider \
+        "${ARGS[@]}" "${PYTEST[@]}" >/dev/null 2>&1 || true
+    if "$VENV/bin/python" -c 'import json, sys; sys.exit(not any("cuda" in t["marks"] for t in json.load(open(sys.argv[1])).values()))' \
+        "$plan" 2>/dev/null; then
+        bash "$REPO/tools/setup.sh" --cuda --build-only
+        bash "$REPO/tools/setup.sh" --cpu --build-only   # what the CUDA build's losses are compared with
+    fi
 fi
-VENV=${VENV:-${VIRTUAL_ENV:-$REPO/.venv}}
-cd "$REPO"
 set +e
-"$VENV/bin/python" -m pytest "${ARGS[@]}" "$@"   # no paths given: pytest.ini's testpaths (tests/)
+"$VENV/bin/python" -m pytest "${ARGS[@]}" "${PYTEST[@]}"   # no paths given: pytest.ini's testpaths (tests/)
 rc=$?
 set -e
 # pytest's 5 means "no tests collected": that is a failure here, never a silent pass.
