@@ -54,6 +54,16 @@ def train_env(fetched, tmp_path_factory):
     return dict(os.environ, SRCAFFE_DATA=data, SRCAFFE_DATASETS=fetched, PYTHONUNBUFFERED="1")
 
 
+@pytest.fixture(scope="module")
+def data_x3(train_env):
+    """FSRCNN x3 data without augmentation (fsrcnn-s shares its geometry), in the session's data folder."""
+    from helpers import tool
+
+    out = tool("prepare_data.py", "fsrcnn", "--scale", 3, "--no-aug", env=train_env)
+    assert out.returncode == 0, out.stderr
+    return os.path.join(train_env["SRCAFFE_DATA"], "T91-x3-lr11-label19-stride4")
+
+
 @pytest.fixture(scope="session")
 def fsrcnn_run(fetched, tmp_path_factory):
     """FSRCNN x3's generated net on T91 patches (no augmentation, to keep it small) and a

@@ -1,6 +1,7 @@
 """Helpers shared by the test modules (import them as `from helpers import ...`)."""
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -76,6 +77,13 @@ def assert_figure(path, min_size=(300, 200), coloured_px=100, grey=False):
 
 
 RUN_TRAIN = os.path.join(ROOT, "run_train.sh")
+TOOLS = os.path.join(ROOT, "tools")
+
+
+def tool(name, *args, env=None, timeout=600):
+    """tools/NAME with this venv's Python, its output captured."""
+    return subprocess.run([sys.executable, os.path.join(TOOLS, name)] + [str(a) for a in args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def run_train(env, *args, **kw):

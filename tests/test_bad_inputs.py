@@ -16,22 +16,12 @@ from srcaffe import files, hdf5_patches, paths, upscaling
 from srcaffe.models import load_model
 from srcaffe.errors import UserError
 
-from helpers import assert_error_line, assert_one_line_error, make_caffemodel, run_train
-
-TOOLS = os.path.join(paths.ROOT, "tools")
+from helpers import TOOLS, assert_error_line, assert_one_line_error, make_caffemodel, run_train, tool
 
 
-def tool(name, *args, env=None):
-    return subprocess.run([sys.executable, os.path.join(TOOLS, name)] + [str(a) for a in args],
-                          capture_output=True, text=True, env=env, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def data_x3(train_env):
-    """FSRCNN x3 data without augmentation, prepared in the session's data folder."""
-    out = tool("prepare_data.py", "fsrcnn", "--scale", 3, "--no-aug", env=train_env)
-    assert out.returncode == 0, out.stderr
-    return os.path.join(train_env["SRCAFFE_DATA"], "T91-x3-lr11-label19-stride4")
+
 
 
 def copy_of(folder, dest):

@@ -16,23 +16,13 @@ import pytest
 
 from srcaffe import outputs, paths, runs, snapshots
 
-from helpers import RUN_TRAIN, assert_error_line, assert_one_line_error, make_caffemodel, run_train
+from helpers import RUN_TRAIN, TOOLS, assert_error_line, assert_one_line_error, make_caffemodel, run_train, tool
 
-TOOLS = os.path.join(paths.ROOT, "tools")
 MODEL = "fsrcnn-s"
 
 
-def tool(name, *args, env=None):
-    return subprocess.run([sys.executable, os.path.join(TOOLS, name)] + [str(a) for a in args],
-                          capture_output=True, text=True, env=env, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def data_x3(train_env):
-    """FSRCNN x3 data without augmentation (fsrcnn-s shares its geometry), in the session's data folder."""
-    out = tool("prepare_data.py", "fsrcnn", "--scale", 3, "--no-aug", env=train_env)
-    assert out.returncode == 0, out.stderr
-    return os.path.join(train_env["SRCAFFE_DATA"], "T91-x3-lr11-label19-stride4")
 
 
 def wait_for(condition, what, timeout=300):

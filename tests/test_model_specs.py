@@ -3,8 +3,6 @@ shipped name, an official name and a .caffemodel file, for images, videos, evalu
 each named in the outputs as the spec names it."""
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -12,14 +10,11 @@ from srcaffe import ROOT, models, video
 from srcaffe.errors import UserError
 from srcaffe.images import load_image, save_image
 
+from helpers import tool
+
 pytestmark = pytest.mark.slow   # whole tools, three models each
 
 SPECS = [("fsrcnn-s", "fsrcnn-s"), ("official-fsrcnn-s", "official-fsrcnn-s"), ("FILE", "mine")]
-
-
-def tool(name, *args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", name)] + [str(a) for a in args],
-                          capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
