@@ -54,6 +54,14 @@ def train_env(fetched, tmp_path_factory):
     return dict(os.environ, SRCAFFE_DATA=data, SRCAFFE_DATASETS=fetched, PYTHONUNBUFFERED="1")
 
 
+@pytest.fixture(scope="session")
+def user_venv(tmp_path_factory):
+    """Where a user's venv goes in the fresh-clone tests: made by the first tool run there (a real
+    tools/setup.sh: pip, and the cached Caffe build linked), shared by the clones of the session,
+    so that the suite's own venv is never pointed at a temporary clone."""
+    return str(tmp_path_factory.mktemp("user") / "venv")
+
+
 @pytest.fixture(scope="module")
 def data_x3(train_env):
     """FSRCNN x3 data without augmentation (fsrcnn-s shares its geometry), in the session's data folder."""
