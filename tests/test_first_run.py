@@ -51,6 +51,7 @@ def system_python():
 def test_every_tool_prints_its_help_at_once_without_a_venv(tool, tmp_path):
     """-S: not even the interpreter's own site-packages (no NumPy, no Pillow): --help needs only
     the standard library, and sets nothing up."""
+    assert os.access(tool, os.X_OK) and open(tool).readline().startswith("#!/usr/bin/env python3")   # runs as tools/X.py
     venv = tmp_path / "no-venv"
     r = subprocess.run([system_python(), "-S", tool, "--help"], capture_output=True, text=True, timeout=60,
                        env=user_env(VENV=str(venv)))
