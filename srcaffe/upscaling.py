@@ -54,7 +54,7 @@ class Upscaler:
         h, w = lr_shape[:2]
         if min(h, w) < self.min_lr:
             raise UserError("%s: too small for %s x%d: its LR image is %dx%d pixels, the network needs "
-                            "at least %dx%d" % (what, self.name, self.scale, w, h, self.min_lr, self.min_lr))
+                            "at least %dx%d" % (what, self.arch.name, self.scale, w, h, self.min_lr, self.min_lr))
 
     def upscale(self, lr, what="image"):
         """uint8 RGB (or grayscale) LR image -> uint8 SR image: Y through the net, Cb/Cr bicubic
