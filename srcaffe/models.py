@@ -62,11 +62,10 @@ def load_model(spec, scale=None, arch=None, pad="replicate", tile=DEFAULT_TILE):
         if arch is not None and arch != _official().MODELS[spec]["arch"]:
             raise UserError("--arch %s contradicts %s (a %s)" % (arch, spec, _official().MODELS[spec]["arch"]))
         return _official().load_official(spec, scale, padding=pad)
-    name = None
     if is_shipped_name(spec):
         if arch is not None and arch != spec:
             raise UserError("--arch %s contradicts the model name %s" % (arch, spec))
-        arch, path, name = spec, shipped_weights(spec, scale), spec
+        arch, path = spec, shipped_weights(spec, scale)
         if not os.path.isfile(path):
             raise UserError("%s: not found; train one with ./run_train.sh %s (see models/README.md) "
                             "or pass --model FILE.caffemodel" % (os.path.relpath(path, ROOT), spec))
@@ -84,7 +83,7 @@ def load_model(spec, scale=None, arch=None, pad="replicate", tile=DEFAULT_TILE):
         check_weights(path, arch, scale)
     notes = []
     check_scale(path, scale, log=notes.append)
-    return Model(nets.arch(arch, scale), path, pad=pad, tile=tile, name=name or label(spec), notes=notes)
+    return Model(nets.arch(arch, scale), path, pad=pad, tile=tile, name=label(spec), notes=notes)
 
 
 def label(spec):
