@@ -54,7 +54,7 @@ def test_every_readme_command_block_runs_as_written(tmp_path, shared_datasets, u
     repo = clone_tree(tmp_path / "clone")
     env = user_env(VENV=user_venv, SRCAFFE_DATASETS_FROM=shared_datasets, MPLBACKEND="Agg")
     env.pop("SRCAFFE_DATA", None)
-    # a user's venv of this session (set up here if no earlier test made it), as .venv/ of the clone
+    # the test run's user venv (set up here if no earlier test made it), as .venv/ of the clone
     r = subprocess.run(["bash", "tools/setup.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=3600)
     assert r.returncode == 0, r.stderr[-3000:]
     os.symlink(user_venv, os.path.join(repo, ".venv"))
