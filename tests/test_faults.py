@@ -241,6 +241,7 @@ def test_non_finite_data_is_named_before_caffe_starts(train_env, data_x3, tmp_pa
         assert not (tmp_path / ("r-" + where)).exists()
 
 
+@pytest.mark.slow
 def test_non_finite_options_are_refused(train_env, tmp_path):
     for lr in ("inf", "nan", "-1", "0"):
         assert_error_line(run_train(train_env, MODEL, "--base-lr", lr, "--iters", 2, "--run-dir", tmp_path / "r"),
