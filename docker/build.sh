@@ -28,13 +28,11 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${SRCAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/srcaffe}
+. "$(dirname "${BASH_SOURCE[0]}")/../tools/lib.sh"
+CACHE=$SRCAFFE_CACHE_DIR SAY_AS=docker
 VARIANT=cpu TAG= ARCHS= BASE= ENGINE_ONLY=0 FROM= PREBUILT=1
 MADE_BASE=srcaffe/debian:bookworm
 
-die() { echo "error: $*" >&2; exit 2; }
-say() { printf '[docker %4ss] %s\n' "$SECONDS" "$*"; }
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_install() {  # Debian packages, with fresh package lists (a new machine may have none)
     command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
@@ -67,7 +65,7 @@ if [ -n "$FROM" ]; then
     FROM=$(readlink -f "$FROM")
 elif [ "$PREBUILT" = 1 ] && grep -qx 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null; then
     # The venv's record of its build of this variant (tools/setup.sh writes it).
-    VENV=${VENV:-${VIRTUAL_ENV:-$REPO/.venv}}
+    VENV=$SRCAFFE_VENV
     rec=$(sed -n 's/^prefix=//p' "$VENV/.srcaffe-$VARIANT" 2>/dev/null || true)
     [ -n "$rec" ] && [ -f "$rec/.complete" ] && [ -x "$rec/bin/caffe" ] && FROM=$(readlink -f "$rec")
 fi

@@ -225,3 +225,18 @@ def test_every_option_of_every_tool_is_explained(tool, monkeypatch):
                 unexplained.append("%s %s" % (parser.prog, "/".join(action.option_strings) or action.dest))
         assert parser.prog.startswith(("tools/", "./run_train.sh")), parser.prog   # as README writes them
     assert not unexplained
+
+
+SCRIPTS = ["tools/setup.sh", "tools/test.sh", "tools/build_caffe.sh", "tools/cuda_toolchain.sh", "tools/gpu_check.sh",
+           "tools/caffe_selftest.sh", "tools/slurm_local.sh", "docker/build.sh"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_prints_its_help_at_once(script, tmp_path):
+    """--help sets nothing up: no venv made, no build started, nothing installed."""
+    venv = tmp_path / "no-venv"
+    r = subprocess.run(["bash", os.path.join(ROOT, script), "--help"], capture_output=True, text=True, timeout=30,
+                       env=user_env(VENV=str(venv), SRCAFFE_CACHE=str(tmp_path / "cache")))
+    assert r.returncode == 0 and r.stdout.strip() and not r.stderr, (r.stdout, r.stderr)
+    assert "usage:" in r.stdout or script.split("/")[-1] in r.stdout
+    assert not venv.exists() and not (tmp_path / "cache").exists()

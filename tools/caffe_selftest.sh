@@ -20,7 +20,7 @@ BLAS=${SRCAFFE_BLAS:-open}
 FILES=convolution_layer,deconvolution_layer,im2col_layer,im2col_kernel,net,solver,solver_factory,gradient_based_solver,neuron_layer
 FILTER='*Convolution*:*Deconvolution*:*Im2col*:*Net*:*Solver*:*PReLU*:*ReLU*'
 
-die() { echo "error: $*" >&2; exit 2; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 while [ $# -gt 0 ]; do
     case $1 in
         --blas) [ $# -ge 2 ] || die "--blas needs a value"; BLAS=$2; shift 2 ;;

@@ -20,14 +20,14 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-CACHE=${SRCAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/srcaffe}
+. "$HERE/lib.sh"
+CACHE=$SRCAFFE_CACHE_DIR
 TC=$CACHE/cuda-13.0
 REQ=$HERE/cuda-toolchain.txt
 PYTHON=${PYTHON:-python3}
 LOG=${LOG:-/dev/stderr}
 MIN_SM=75   # CUDA 13's oldest target (Turing)
 
-die() { echo "error: $*" >&2; exit 2; }
 
 ARCHS=0
 case ${1:-} in

@@ -33,9 +33,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=${PYTHON:-python3}
 MARK=BUNDLE.txt   # marks a folder as a bundle of this script
-die() { echo "error: $*" >&2; exit 2; }
-say() { printf '[gpu_check %4ss] %s\n' "$SECONDS" "$*"; }
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Loaded by the GPU machine's own copies: the C/C++ runtime, and NVIDIA's libraries there.
 SYSTEM_LIBS='^(linux-vdso|ld-linux|libc|libm|libdl|librt|libpthread|libresolv|libstdc\+\+|libgcc_s)\.so'

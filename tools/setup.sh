@@ -23,8 +23,8 @@
 #      SRCAFFE_BLAS (default blas), CAFFE_JOBS, CAFFE_GPU=1 (same as --cuda)
 set -euo pipefail
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${SRCAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/srcaffe}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+REPO=$SRCAFFE_REPO CACHE=$SRCAFFE_CACHE_DIR SAY_AS=setup
 BLAS=${SRCAFFE_BLAS:-open}
 STATUS=0 REBUILD=0 APT=1 VARIANT= BUILD_ONLY=0
 CAFFE_VERSION=1.0.0
@@ -32,9 +32,6 @@ APT_PACKAGES=(build-essential cmake patch xz-utils ca-certificates curl libproto
     libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev libboost-system-dev
     libboost-thread-dev libboost-filesystem-dev libboost-python-dev patchelf)
 
-die() { echo "error: $*" >&2; exit 2; }
-say() { printf '[setup %4ss] %s\n' "$SECONDS" "$*"; }
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -59,7 +56,7 @@ if [ -n "${CAFFE_ROOT:-}" ] && [ ! -x "$CAFFE_ROOT/build/tools/caffe" ]; then
 fi
 
 # ---- venv -------------------------------------------------------------------------------------
-VENV=${VENV:-${VIRTUAL_ENV:-$REPO/.venv}}
+VENV=$SRCAFFE_VENV
 PY=$VENV/bin/python
 venv_site() { "$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
 

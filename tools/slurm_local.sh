@@ -11,8 +11,9 @@
 # Written for Debian 12's slurm-wlm 22.05 and munge 0.5.
 set -euo pipefail
 
-die() { echo "error: $*" >&2; exit 2; }
-[ $# -eq 2 ] || die "usage: tools/slurm_local.sh start|stop DIR"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+case ${1:-} in -h|--help) usage; exit 0 ;; esac
+[ $# -eq 2 ] || die "usage: tools/slurm_local.sh start|stop DIR (see --help)"
 cmd=$1; dir=$(mkdir -p "$2" && cd "$2" && pwd)
 
 stop_pid() {   # stop_pid FILE: TERM the pid in FILE, wait for it to go

@@ -21,8 +21,8 @@
 # images with docker/build.sh, which puts this machine's build of the same recipe into them
 # (docs/testing.md); it installs docker.io and starts dockerd when no engine answers.
 set -euo pipefail
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+REPO=$SRCAFFE_REPO
 
 # All of this script's own options first, before any setup or build.
 ARGS=() PYTEST=()
@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
 done
 
 bash "$REPO/tools/setup.sh"
-VENV=${VENV:-${VIRTUAL_ENV:-$REPO/.venv}}
+VENV=$SRCAFFE_VENV
 cd "$REPO"
 if [ "${SRCAFFE_SKIP_CUDA:-0}" != 1 ]; then
     # The tests run the CUDA build in CPU mode: one GPU arch is enough to compile-check every .cu
