@@ -6,6 +6,7 @@ import argparse
 import time
 
 from srcaffe import datasets, files, mmsr, nets  # noqa: E402
+from srcaffe.mmsr import report  # noqa: E402
 from srcaffe import cli
 from srcaffe.cli import run_main  # noqa: E402
 from srcaffe.errors import UserError  # noqa: E402
@@ -200,7 +201,7 @@ def launch_and_report(jobs, only, parallel):
     start = time.time()
     codes = mmsr.launch(jobs, parallel=parallel, entries=mmsr.select(jobs, only), log=log)
     print("jobs done in %.1f s wall" % (time.time() - start))
-    print_report(mmsr.training_times(jobs))
+    print("\n".join(report.training_report(mmsr.training_times(jobs))))
     return 1 if any(codes.values()) else 0
 
 
@@ -223,22 +224,8 @@ def cmd_submit(a):
     if not a.wait:
         print("follow: python tools/mmsr.py status %s" % jobs["runs_dir"])
         return 0
-    return print_states(jobs, slurm.wait(jobs))
-
-
-def print_states(jobs, states):
-    print("%-22s %-14s %-12s %-12s %6s  %s" % ("job", "state", "slurm task", "slurm state", "exit", "run folder"))
-    bad = []
-    for e in jobs["jobs"]:
-        s = states[e["name"]]
-        print("%-22s %-14s %-12s %-12s %6s  %s" % (e["name"], s["state"], s["slurm_job"] or "-", s["slurm_state"] or "-",
-                                                   "-" if s["exit"] is None else s["exit"], e["run_dir"]))
-        if s["state"] in ("failed", "cancelled", "timeout", "node_fail", "out_of_memory", "preempted", "boot_fail",
-                          "deadline", "not run"):
-            bad.append(e)
-    for e in bad:
-        print("%s did not finish (log %s); resubmit it alone: python tools/mmsr.py submit %s --only %s"
-              % (e["name"], e["out"], jobs["runs_dir"], e["cls"] if e["cls"] is not None else "single"))
+    lines, bad = report.states_table(jobs, slurm.wait(jobs))
+    print("\n".join(lines))
     return 1 if bad else 0
 
 
@@ -247,32 +234,18 @@ def cmd_status(a):
     check_output(a.json, True)
     jobs = mmsr.read_jobs(a.runs)
     states = slurm.states(jobs)
-    code = print_states(jobs, states)
+    lines, bad = report.states_table(jobs, states)
+    print("\n".join(lines))
+    code = 1 if bad else 0
     if a.json:
         write_json(a.json, states)
     return code
 
 
-def fmt_s(v):
-    return "%.1f" % v if v is not None else "-"
-
-
-def print_report(rep):
-    print("%-22s %-10s %8s %10s %8s %10s" % ("run", "model", "iters", "seconds", "it/s", "test PSNR"))
-    for r in rep["rows"]:
-        print("%-22s %-10s %8s %10s %8s %10s" % (r["name"], r["model"], r["iters"] if r["iters"] is not None else "-",
-                                               fmt_s(r["seconds"]), "%.1f" % r["its"] if r["its"] else "-",
-                                               "%.2f" % r["psnr"] if r["psnr"] is not None else "-"))
-    print("classes in total: %s s one after the other (%s s if run side by side on separate machines)"
-          % (fmt_s(rep["classes_seconds_sum"]), fmt_s(rep["classes_seconds_max"])))
-    if rep["single_seconds"] is not None:
-        print("single model on all the data: %s s" % fmt_s(rep["single_seconds"]))
-
-
 def cmd_report(a):
     check_output(a.json, True)
     rep = mmsr.training_times(mmsr.read_jobs(a.runs))
-    print_report(rep)
+    print("\n".join(report.training_report(rep)))
     if a.json:
         write_json(a.json, rep)
     return 0
@@ -293,29 +266,8 @@ def cmd_quality(a):
             raise UserError("--levels %s: give DATASET=DB,DB,... for one of %s" % (item, ",".join(names)))
     jobs = mmsr.read_jobs(a.runs)
     res = quality.measure(jobs, names, n=a.points, fragment=a.fragments, overlap=a.overlap, log=log)
-    print("classes: %s" % ", ".join("%s (%d patches, %d it)" % (c["name"], c["patches"], c["iters"] or 0)
-                                    for c in res["classes"]))
-    if res["single"]:
-        print("single:  %s (%d patches, %d it)" % (res["single"]["name"], res["single"]["patches"],
-                                                   res["single"]["iters"] or 0))
-    head = "%8s | %9s %s | %9s %9s %s" % ("budget", "single s", " ".join("%-15s" % d for d in names), "MMSR s 1w",
-                                          "MMSR s Kw", " ".join("%-15s" % d for d in names))
-    print(head + "\n" + "-" * len(head))
-    for r in res["rows"]:
-        s, m = r.get("single"), r["mmsr"]
-        cells = lambda x: " ".join("%-15s" % ("%.2f / %.4f" % tuple(x[d])) for d in names)  # noqa: E731
-        print("%8s | %9s %s | %9.1f %9.1f %s" % ("%d/%d" % (r["k"], res["points"]), fmt_s(s["seconds"]) if s else "-",
-                                                cells(s) if s else " ".join("%-15s" % "-" for d in names),
-                                                m["seconds_sum"], m["seconds_max"], cells(m)))
-    print("(PSNR / SSIM, Y, shaved; seconds: training time from train.log; MMSR 1w: class models one after "
-          "the other on one worker, Kw: one worker per class)")
     ttq = [t for d, values in levels.items() for t in quality.time_to_quality(res, values, d)]
-    print("training seconds to reach a PSNR (first milestone at or above it; -: not reached):")
-    for t in ttq:
-        sp = lambda v: "%.2fx" % v if v else "-"  # noqa: E731
-        print("  %-5s %.2f dB: single %s s, MMSR %s s on 1 worker (speedup %s), %s s on %d workers (speedup %s)"
-              % (t["dataset"], t["level"], fmt_s(t["single"]), fmt_s(t["mmsr_sum"]), sp(t["speedup_1"]),
-                 fmt_s(t["mmsr_max"]), len(res["classes"]), sp(t["speedup_k"])))
+    print("\n".join(report.quality_table(res, names, ttq)))
     if a.json:
         write_json(a.json, dict(res, time_to_quality=ttq))
     return 0
@@ -339,40 +291,12 @@ def cmd_evaluate(a):
         class_models=a.class_models, single=a.single, fragments=a.fragments, overlap=a.overlap, pad=a.pad)
     out = mmsr.compare(model, singles, settings, image_lists,
                        per_image=(lambda table: print(table + "\n")) if a.per_image else None)
-    print_summary(out["results"], out["labels"], image_lists, out["macs_per_lr_pixel"], out["mmsr"], model, settings)
+    print("\n".join(report.evaluate_summary(out["results"], out["labels"], image_lists, out["macs_per_lr_pixel"],
+                                           out["mmsr"], model, settings)))
     if a.json:
         write_json(a.json, dict(settings=settings, results=out["results"], mmsr=out["mmsr"],
                                 macs_per_lr_pixel=out["macs_per_lr_pixel"]))
     return 0
-
-
-def print_summary(results, labels, image_lists, costs, stats, model, settings):
-    sets = [d for d, _ in image_lists]
-    by = {(r["method"], r["dataset"]): r for r in results}
-    width = max(len(l) for l in labels + ["method"])
-    head = "%-*s" % (width, "x%d" % settings["scale"]) + "".join("  %-25s" % ("%s PSNR / SSIM / s" % d) for d in sets)
-    print(head + "  MACs/LR px")
-    print("-" * (len(head) + 12))
-    for label in labels:
-        line = "%-*s" % (width, label)
-        for d in sets:
-            r = by[(label, d)]
-            line += "  %-25s" % ("%.2f / %.4f / %.2f" % (r["mean_psnr"], r["mean_ssim"], r["seconds"]))
-        if label == model.name:
-            cost = "%.0f" % (sum(stats[d]["mmsr_macs_per_lr_pixel"] for d in sets) / len(sets))
-        else:
-            cost = "%.0f" % costs[label] if label in costs else "-"
-        print(line + "  " + cost)
-    print("MMSR: %s, %d-px fragments, overlap %d, VSP threshold %g, class thresholds %s"
-          % (" | ".join("class %d: %s" % (k, c["spec"]) for k, c in enumerate(settings["class_models"])),
-             settings["fragments"], settings["overlap"], settings["vsp_threshold"],
-             ", ".join("%.6g" % t for t in settings["thresholds"])))
-    for d in sets:
-        s = stats[d]
-        print("  %s: fragments per class %s, fragment area per class %s"
-              % (d, "/".join(map(str, s["fragments"])), "/".join("%.0f%%" % (100 * v) for v in s["area_share"])))
-    print("  (s: seconds spent upscaling the whole set, metrics excluded; MACs: multiply-adds per LR pixel of "
-          "the nets, MMSR's the area-weighted mean over its fragments, context and overlap excluded)")
 
 
 def main(argv=None):
