@@ -43,10 +43,11 @@ def reexec_in_venv():
     venv = venv_dir()
     if reexec_mark() or os.path.realpath(sys.prefix) == os.path.realpath(venv):
         return
-    if any(a in HELP for a in sys.argv[1:]) and not os.access(os.path.join(venv, "bin", "python"), os.X_OK):
-        return              # --help at once, with this interpreter
-    if not _ready(venv):
-        set_up(venv)
     python = os.path.join(venv, "bin", "python")
+    if any(a in HELP for a in sys.argv[1:]):   # --help at once: never a setup first
+        if not os.access(python, os.X_OK):
+            return                              # this interpreter will do
+    elif not _ready(venv):
+        set_up(venv)
     reexec_mark(set_it=True)    # never twice, whatever the venv's layout
     os.execv(python, [python] + sys.argv)
