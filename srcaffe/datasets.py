@@ -196,7 +196,7 @@ def list_images(name_or_path, root=None):
             fetch(name, source_dir=datasets_source(), root=root, log=lambda msg: print(msg, file=sys.stderr))
             probs = verify(name, root)
         if probs:
-            raise UserError("%s%s; run: python tools/datasets.py fetch %s"
+            raise UserError("%s%s; run: python3 tools/datasets.py fetch %s"
                             % (probs[0], _more(probs), name))
         folder = dataset_dir(name, root)
         return [os.path.join(folder, f) for f in sorted(DATASETS[name]["files"])]
@@ -232,10 +232,10 @@ def resolve_image(path, root=None):
                         fetch(name, source_dir=datasets_source(), root=root,
                               log=lambda msg: print(msg, file=sys.stderr))
                         problem = _check(found, digest)
-                    except UserError as exc:
-                        problem = "%s (fetching %s failed: %s)" % (problem, name, exc)
+                    except UserError as exc:   # its own line says what to do offline
+                        raise UserError("%s (the image %s is in %s): %s" % (os.path.basename(found), path, name, exc)) from None
                 if problem:
-                    raise UserError("%s (matched %s in dataset %s); run: python tools/datasets.py fetch %s"
+                    raise UserError("%s (matched %s in dataset %s); run: python3 tools/datasets.py fetch %s"
                                     % (problem, path, name, name))
                 return found
     raise UserError("%s: no such file, and no registered dataset has an image of that name" % path)
