@@ -233,7 +233,7 @@ def resolve_image(path, root=None):
                               log=lambda msg: print(msg, file=sys.stderr))
                         problem = _check(found, digest)
                     except UserError as exc:   # its own line says what to do offline
-                        raise UserError("%s (the image %s is in %s): %s" % (os.path.basename(found), path, name, exc)) from None
+                        raise UserError("%s is in %s, which is not here: %s" % (path, name, exc)) from None
                 if problem:
                     raise UserError("%s (matched %s in dataset %s); run: python3 tools/datasets.py fetch %s"
                                     % (problem, path, name, name))
