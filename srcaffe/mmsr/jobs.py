@@ -141,8 +141,8 @@ def run_task(jobs, index, log=print):
     """Run job `index`'s command here and keep its status file up to date; returns the exit code.
 
     This is what a Slurm array task and the local launcher both run. A SIGTERM or SIGINT (scancel,
-    a requeue, Ctrl-C) is passed on to the command (run_train.sh stops Caffe with a snapshot) and
-    the task is recorded as cancelled, since the training stops "well" (exit 0) but is not done."""
+    a requeue, Ctrl-C) is passed on to the command (run_train.sh stops Caffe with a snapshot and
+    exits 143 / 130) and the task is recorded as cancelled: stopped with its snapshot, not done."""
     entries = {e["index"]: e for e in jobs["jobs"]}
     if index not in entries:
         raise UserError("%s: no job %d (it has %d)" % (jobs["runs_dir"], index, len(entries)))
