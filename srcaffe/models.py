@@ -12,7 +12,7 @@ again. `label(spec)` is the one naming rule for outputs and table columns.
 """
 import os
 
-from . import nets, snapshots
+from . import nets, official, snapshots
 from .errors import UserError
 from .inference import DEFAULT_TILE, PADS, Model
 from .paths import ROOT, shipped_weights
@@ -24,13 +24,8 @@ SPECS = ("a name (fsrcnn, fsrcnn-s, srcnn, srcnn-935, srcnn-955: models/NAME_xS.
          "a .caffemodel file or a run folder (its newest snapshot)")
 
 
-def _official():
-    from . import official   # the authors' models: their registry, .mat reader and padded nets
-    return official
-
-
 def is_official(spec):
-    return str(spec) in _official().MODELS
+    return str(spec) in official.MODELS
 
 
 def is_shipped_name(spec):
@@ -59,9 +54,9 @@ def load_model(spec, scale=None, arch=None, pad="replicate", tile=DEFAULT_TILE):
     if arch is not None:
         nets.architecture(arch)
     if is_official(spec):
-        if arch is not None and arch != _official().MODELS[spec]["arch"]:
-            raise UserError("--arch %s contradicts %s (a %s)" % (arch, spec, _official().MODELS[spec]["arch"]))
-        return _official().load_official(spec, scale, padding=pad)
+        if arch is not None and arch != official.MODELS[spec]["arch"]:
+            raise UserError("--arch %s contradicts %s (a %s)" % (arch, spec, official.MODELS[spec]["arch"]))
+        return official.load_official(spec, scale, padding=pad)
     if is_shipped_name(spec):
         if arch is not None and arch != spec:
             raise UserError("--arch %s contradicts the model name %s" % (arch, spec))

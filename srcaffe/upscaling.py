@@ -64,8 +64,6 @@ class Upscaler:
         self.check_size(img.shape, what)
         return in_bands(self._upscale_whole, img, self.scale)
 
-    upscale_rgb = upscale
-
     def _upscale_whole(self, img):
         if img.ndim == 2:
             return matlab.to_uint8(self.upscale_y(matlab.im2double(img)))

@@ -86,7 +86,7 @@ def test_architecture_is_recognised_and_checked(models):
 def test_upscale_rgb_keeps_colour_and_gray(models):
     m = load_model(models["linear"])
     rgb = (np.random.default_rng(3).random((8, 10, 3)) * 255).astype(np.uint8)
-    assert m.upscale_rgb(rgb).shape == (24, 30, 3) and m.upscale_rgb(rgb[..., 0]).shape == (24, 30)
+    assert m.upscale(rgb).shape == (24, 30, 3) and m.upscale(rgb[..., 0]).shape == (24, 30)
 
 
 # ---- tools/predict.py -----------------------------------------------------------------------

@@ -74,7 +74,8 @@ def claim(records, force):
 
 def main(argv=None):
     args = parse_args(argv)
-    is_video = outputs.is_video(args.image) or args.frames or args.max_frames is not None or args.compare
+    video_file = outputs.is_video(args.image)
+    is_video = video_file or args.frames or args.max_frames is not None or args.compare
     if args.analyse and (is_video or args.mode != "gt"):
         raise UserError("--analyse needs --mode gt on images (on a video, --mode gt writes the worst frames' figure)")
     from srcaffe import datasets, device, models, predict, video
@@ -82,7 +83,7 @@ def main(argv=None):
         device.use_gpu(args.gpu)
     if args.no_bicubic and args.mode != "upscale":
         raise UserError("--no-bicubic is for --mode upscale (--mode gt scores bicubic beside the network)")
-    if is_video and not outputs.is_video(args.image):
+    if is_video and not video_file:
         raise UserError("%s: --frames/--max-frames/--compare are for videos (%s)"
                         % (args.image, " ".join(outputs.VIDEO_EXTS)))
     many = not is_video and datasets.is_image_set(args.image)

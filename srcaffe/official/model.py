@@ -60,8 +60,7 @@ class OfficialModel(Upscaler):
 
     def __init__(self, name, scale, padding="replicate", weights="auto", authors_shave=True, folder=None):
         entry = check_name(name, scale)
-        self.name, self.scale, self.padding = name, int(scale), padding
-        self.pad = padding
+        self.name, self.scale, self.pad = name, int(scale), padding
         self.arch = nets.arch(entry["arch"], self.scale)
         self.fsrcnn = is_fsrcnn(name)
         self.shift = bool(authors_shave) and self.fsrcnn and self.scale == 3
@@ -79,7 +78,7 @@ class OfficialModel(Upscaler):
             self.weights = weights
 
     def __repr__(self):
-        return "OfficialModel(%s x%d, %s padding, weights %s)" % (self.name, self.scale, self.padding, self.weights)
+        return "OfficialModel(%s x%d, %s padding, weights %s)" % (self.name, self.scale, self.pad, self.weights)
 
     def forward(self, x):
         """Run the net on one float map (the LR image for FSRCNN, the bicubic one for SRCNN)."""
