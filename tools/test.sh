@@ -17,7 +17,9 @@
 # `cuda` (the CUDA build of Caffe), `docker` (the Docker images). Before any CUDA build, the
 # selection is collected: tools/setup.sh --cuda --build-only (sm_90 only unless
 # SRCAFFE_TEST_CUDA_ARCHS says otherwise: cached, no GPU needed; ~30 min on 2 cores the first time)
-# runs only when a selected test is marked `cuda`. The `docker` tests build the CPU and sm_90 GPU
+# runs only when a selected test is marked `cuda`; with no -m given it compiles in the background
+# at low priority while the tests marked neither `cuda` nor `docker` run, and those two marks run
+# after it, in a second pytest session. The `docker` tests build the CPU and sm_90 GPU
 # images with docker/build.sh, which puts this machine's build of the same recipe into them
 # (docs/testing.md); it installs docker.io and starts dockerd when no engine answers.
 set -euo pipefail
@@ -50,16 +52,44 @@ if [ "${SRCAFFE_SKIP_CUDA:-0}" != 1 ]; then
     trap 'rm -f "$plan"' EXIT
     SRCAFFE_TEST_PLAN=$plan "$VENV/bin/python" -m pytest --collect-only -q -p no:cacheprovider \
         "${ARGS[@]}" "${PYTEST[@]}" >/dev/null 2>&1 || true
-    if "$VENV/bin/python" -c 'import json, sys; sys.exit(not any("cuda" in t["marks"] for t in json.load(open(sys.argv[1])).values()))' \
-        "$plan" 2>/dev/null; then
-        bash "$REPO/tools/setup.sh" --cuda --build-only
+    marked() {   # whether a selected test carries the mark $1
+        "$VENV/bin/python" -c 'import json, sys; sys.exit(not any(sys.argv[2] in t["marks"] for t in json.load(open(sys.argv[1])).values()))' \
+            "$plan" "$1" 2>/dev/null
+    }
+    if marked cuda; then
         bash "$REPO/tools/setup.sh" --cpu --build-only   # what the CUDA build's losses are compared with
+        if [ ${#ARGS[@]} = 0 ] && ! printf '%s\n' "${PYTEST[@]}" | grep -qx -- '-m'; then
+            # No marks chosen: the CUDA build (tens of minutes the first time, seconds once cached)
+            # compiles at low priority while the tests that need neither it nor an image run;
+            # the `cuda` and `docker` tests come after it.
+            CUDA_LOG=$SRCAFFE_CACHE_DIR/test-cuda-build.log
+            mkdir -p "$SRCAFFE_CACHE_DIR"
+            say "building the CUDA variant in the background (log: $CUDA_LOG); the other tests run meanwhile"
+            nice -n 19 bash "$REPO/tools/setup.sh" --cuda --build-only >"$CUDA_LOG" 2>&1 &
+            CUDA_PID=$!
+            if [ "${SRCAFFE_SKIP_DOCKER:-0}" != 1 ] && marked docker; then
+                # The CPU image needs only the CPU build: its layers (apt, pip) are made meanwhile
+                # too, and the `docker` tests' own build of it then comes from Docker's cache.
+                nice -n 19 bash "$REPO/docker/build.sh" --tag "${SRCAFFE_TEST_IMAGES:-srcaffe}:cpu" \
+                    >"$SRCAFFE_CACHE_DIR/test-cpu-image.log" 2>&1 &
+            fi
+        else
+            bash "$REPO/tools/setup.sh" --cuda --build-only
+        fi
     fi
 fi
-set +e
-"$VENV/bin/python" -m pytest "${ARGS[@]}" "${PYTEST[@]}"   # no paths given: pytest.ini's testpaths (tests/)
-rc=$?
-set -e
-# pytest's 5 means "no tests collected": that is a failure here, never a silent pass.
+# pytest's 5 means "no tests collected": a failure here, never a silent pass.
+py_test() { "$VENV/bin/python" -m pytest "$@"; }   # no paths given: pytest.ini's testpaths (tests/)
+rc=0
+if [ -n "${CUDA_PID:-}" ]; then
+    py_test -m "not cuda and not docker" "${PYTEST[@]}" || rc=$?
+    wait "$CUDA_PID" || { tail -n 5 "$CUDA_LOG" >&2; say "the CUDA build failed (log: $CUDA_LOG)"; }
+    rc2=0
+    py_test -m "cuda or docker" "${PYTEST[@]}" || rc2=$?
+    # one session collecting nothing is fine (a file of `cuda` tests alone), both is not
+    if [ "$rc" = 5 ]; then rc=$rc2; elif [ "$rc2" != 5 ] && [ "$rc" = 0 ]; then rc=$rc2; fi
+else
+    py_test "${ARGS[@]}" "${PYTEST[@]}" || rc=$?
+fi
 [ "$rc" = 5 ] && echo "error: pytest collected no tests" >&2 && exit 1
 exit "$rc"
