@@ -7,7 +7,7 @@ Per configuration (default: FSRCNN-s x3 640x360 -> 1920x1080, FSRCNN x3 426x240 
 frames/s and ms per frame, median of --repeat interleaved rounds (range in brackets), of:
   end to end      predict_video: decode, network, chroma, encode (H.264), threads overlapping
   decode          PyAV decoding of the LR clip, frames to Y'CbCr planes
-  network         the toolkit's per-frame network step (video.FrameNet: uint8 Y -> uint8 SR Y)
+  network         the toolkit's per-frame network step (video.frame_net: uint8 Y -> uint8 SR Y)
   pycaffe forward Caffe's forward pass alone, on an input already in the blob (no I/O)
   cv2.dnn forward cv2.dnn.readNetFromCaffe on the same deploy prototxt and caffemodel, same input
   bicubic MATLAB  srcaffe.matlab.imresize of Y (the papers' bicubic)
@@ -99,9 +99,9 @@ def main(argv=None):
                 finally:
                     src.close()
             frames = decode()
-            fnet = model.frame_upscaler(h, w, video.VIDEO_MEMORY)
+            fnet = video.frame_net(model, h, w)
             chroma = video.ChromaUpscaler(SCALE, w, h)
-            sr = [video._even(video.upscale_frame(fnet, p, chroma)) for p in frames]
+            sr = [video.even(video.upscale_frame(fnet, p, chroma)) for p in frames]
             p = model.pad_px
             inputs = [np.pad(matlab.im2double(f[0]), p, mode="edge").astype(np.float32) for f in frames]
             net = model.net

@@ -21,6 +21,7 @@ The pipeline, module by module (tools/*.py are thin command-line entry points ov
                  bands); inference: the toolkit's nets on whole images, tiled; pycaffe: the one
                  caffe.Net loader and forward
   predict        the authors' demo on one image (ground truth / upscale); outputs: their names
+  video/         predict on videos: PyAV reading and writing, the threaded pipeline, the modes
   progress       a progress line for long work (tiles, bands)
   evaluation     per-image and mean PSNR/SSIM of a method (metrics: PSNR/SSIM as MATLAB)
   official/      the authors' released models in Caffe (registry, .mat, deploy nets, model, fetch)

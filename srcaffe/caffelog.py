@@ -2,6 +2,10 @@
 
     caffe train -solver S 2>&1 | python -m srcaffe.caffelog --log train.log --max-iter 40000
 
+classify(line) reads one line into a Line record (iteration and loss, a test output, lr,
+snapshot, restore, an error ...): parse_log (a finished log) and Progress (a running one) read
+the lines through it alike.
+
 parse_log() returns
     train:        [{iter, seconds, lr, <train output names>...}]   sorted by iteration
     test:         [{iter, seconds, <test output names>...}]        ('loss', 'psnr', ...)
@@ -21,9 +25,10 @@ import re
 import signal
 import sys
 import time
+import typing
 
 from . import files
-from .cli import run_main
+from .cli import ArgumentParser, run_main
 from .errors import UserError
 
 # glog prefix: severity, [yyyy]mmdd (glog >= 0.6 writes the year), time, thread id, file:line]
@@ -42,6 +47,89 @@ SOLVER_START = "Initializing solver from parameters"
 MAX_ITER = re.compile(r"^\s*max_iter: (\d+)\s*$")  # from the solver parameters Caffe prints
 
 
+class Kind:
+    """The kinds of log line (Line.kind)."""
+    START = "start"          # `caffe train` starts (caffe.cpp's first line)
+    SOLVER = "solver"        # a solver starts ("Initializing solver from parameters")
+    ITER = "iter"            # iteration and training loss (the display line)
+    TESTING = "testing"      # a test phase of test net `net` starts at iteration `iter`
+    LR = "lr"                # the learning rate at an iteration
+    OUTPUT = "output"        # a net output: phase Train or Test, name, value
+    SNAPSHOT = "snapshot"    # a snapshot written: file (state: the solverstate), iter when the name says
+    RESTORE = "restore"      # a resumed run: the solverstate it restores
+    MAX_ITER = "max_iter"    # the solver parameter max_iter (iter), as Caffe prints the parameters
+    DONE = "done"            # "Optimization Done."
+    STOPPED = "stopped"      # "Optimization stopped early."
+    TRACE = "trace"          # glog's stack trace after a fatal error ("*** ...")
+    OTHER = "other"
+
+
+class Line(typing.NamedTuple):
+    """One Caffe log line, classified (classify). Fields not of its kind are None."""
+    kind: str
+    severity: typing.Optional[str] = None   # glog's I, W, E or F (None: no glog prefix)
+    stamp: typing.Optional[tuple] = None    # glog's (year or None, month, day, hour, min, sec, usec)
+    iter: typing.Optional[int] = None
+    value: typing.Optional[float] = None    # ITER: loss, LR: lr, OUTPUT: the value (None: not a number)
+    text: typing.Optional[str] = None       # that value as logged (e.g. "nan")
+    name: typing.Optional[str] = None       # OUTPUT: the output's name
+    phase: typing.Optional[str] = None      # OUTPUT: "Train" or "Test"
+    net: typing.Optional[int] = None        # TESTING: the test net's number (#0, #1, ...)
+    file: typing.Optional[str] = None       # SNAPSHOT, RESTORE
+    state: typing.Optional[bool] = None     # SNAPSHOT: the solverstate (not the caffemodel)
+
+    @property
+    def error(self):
+        """glog's E and F lines and the stack trace after an F."""
+        return self.severity in ("E", "F") or self.kind == Kind.TRACE
+
+
+def classify(line):
+    """The Line record of one log line (with or without glog's prefix, newline or not)."""
+    line = line.rstrip("\r\n")
+    m = GLOG.match(line)
+    prefix = {}
+    if m:
+        prefix = dict(severity=m.group(1), stamp=(int(m.group(2)) if m.group(2) else None,) + tuple(
+            int(g) for g in m.group(3, 4, 5, 6, 7)) + (int((m.group(8) or "0")[:6].ljust(6, "0")),))
+    msg = line[m.end():] if m else line
+    if not m and line.startswith("*** "):
+        return Line(Kind.TRACE)
+    if CAFFE_START.search(msg):
+        return Line(Kind.START, **prefix)
+    if SOLVER_START in msg:
+        return Line(Kind.SOLVER, **prefix)
+    hit = ITER_LOSS.search(msg)
+    if hit:
+        return Line(Kind.ITER, iter=int(hit.group(1)), value=_float(hit.group(2)), text=hit.group(2), **prefix)
+    hit = TESTING.search(msg)
+    if hit:
+        return Line(Kind.TESTING, iter=int(hit.group(1)), net=int(hit.group(2)), **prefix)
+    hit = LR.search(msg)
+    if hit:
+        return Line(Kind.LR, iter=int(hit.group(1)), value=_float(hit.group(2)), text=hit.group(2), **prefix)
+    hit = OUTPUT.search(msg)
+    if hit:
+        return Line(Kind.OUTPUT, phase=hit.group(1), name=hit.group(2), value=_float(hit.group(3)), text=hit.group(3),
+                    **prefix)
+    hit = SNAPSHOT.search(msg)
+    if hit:
+        named = re.search(r"_iter_(\d+)\.", hit.group(2))
+        return Line(Kind.SNAPSHOT, file=hit.group(2), state=bool(hit.group(1)),
+                    iter=int(named.group(1)) if named else None, **prefix)
+    hit = RESUME.search(msg)
+    if hit:
+        return Line(Kind.RESTORE, file=hit.group(1), **prefix)
+    hit = None if m else MAX_ITER.match(line)   # the parameters follow glog's line unprefixed
+    if hit:
+        return Line(Kind.MAX_ITER, iter=int(hit.group(1)))
+    if "Optimization stopped early." in msg:
+        return Line(Kind.STOPPED, **prefix)
+    if "Optimization Done." in msg:
+        return Line(Kind.DONE, **prefix)
+    return Line(Kind.OTHER, **prefix)
+
+
 def _float(text):
     try:
         return float(text)
@@ -56,17 +144,16 @@ class _Clock:
     def __init__(self):
         self.last, self.years = None, 0
 
-    def __call__(self, m):
-        year = int(m.group(2)) if m.group(2) else 2000 + self.years   # 2000: leap year, Feb 29 parses
+    def __call__(self, stamp):
+        year = stamp[0] if stamp[0] is not None else 2000 + self.years   # 2000: leap year, Feb 29 parses
         try:
-            t = datetime.datetime(year, int(m.group(3)), int(m.group(4)), int(m.group(5)),
-                                  int(m.group(6)), int(m.group(7)), int((m.group(8) or "0")[:6].ljust(6, "0")))
+            t = datetime.datetime(year, *stamp[1:])
         except ValueError:
             return self.last
         seconds = (t - datetime.datetime(2000, 1, 1)).total_seconds()   # naive: no DST jumps
-        if not m.group(2) and self.last is not None and seconds < self.last - 86400:
+        if stamp[0] is None and self.last is not None and seconds < self.last - 86400:
             self.years += 1   # Dec 31 -> Jan 1 without a year in the log
-            return self(m)
+            return self(stamp)
         self.last = seconds
         return seconds
 
@@ -81,24 +168,21 @@ def _parse_runs(lines):
     t = last = train_row = test_row = None
     test_net = 0
     for line in lines:
-        m = GLOG.match(line)
-        if m:
-            t = clock(m)
-        msg = line[m.end():] if m else line
+        rec = classify(line)
+        if rec.stamp is not None:
+            t = clock(rec.stamp)
         run = runs[-1]
-        caffe_start = CAFFE_START.search(msg)
-        if caffe_start or SOLVER_START in msg:
+        if rec.kind in (Kind.START, Kind.SOLVER):
             if run["first_iter"] is not None:
                 runs.append(_new_run(t))
                 last = train_row = test_row = None
-            elif caffe_start:   # nothing trained since the last start (a failed attempt): restart
+            elif rec.kind == Kind.START:   # nothing trained since the last start (a failed attempt): restart
                 runs[-1] = _new_run(t)
             continue
         if run["t0"] is None:
             run["t0"] = t
-        hit = ITER_LOSS.search(msg) or TESTING.search(msg)
-        if hit:
-            n = int(hit.group(1))
+        if rec.kind in (Kind.ITER, Kind.TESTING):
+            n = rec.iter
             if last is not None and n < last:   # iterations went back: a new run without a header
                 run = _new_run(t)
                 runs.append(run)
@@ -106,39 +190,30 @@ def _parse_runs(lines):
                 run["first_iter"] = n
             last = n
             secs = round(t - run["t0"], 6) if t is not None and run["t0"] is not None else None
-            if hit.re is ITER_LOSS:
-                train_row = {"iter": n, "seconds": secs, "lr": None, "loss": _float(hit.group(2))}
+            if rec.kind == Kind.ITER:
+                train_row = {"iter": n, "seconds": secs, "lr": None, "loss": rec.value}
                 run["train"].append(train_row)
                 test_row = None
             else:
-                test_net = int(hit.group(2))
+                test_net = rec.net
                 if not (test_row and test_row["iter"] == n):   # test nets #1.. share the row
                     test_row = {"iter": n, "seconds": secs}
                     run["test"].append(test_row)
-            continue
-        hit = LR.search(msg)
-        if hit and train_row is not None and train_row["iter"] == int(hit.group(1)):
-            train_row["lr"] = _float(hit.group(2))
-            continue
-        hit = OUTPUT.search(msg)
-        if hit:
-            name, value = hit.group(2), _float(hit.group(3))
-            if hit.group(1) == "Train" and train_row is not None:
-                train_row[name] = value
-            elif hit.group(1) == "Test" and test_row is not None:
-                test_row[name if test_net == 0 else "net%d_%s" % (test_net, name)] = value
-            continue
-        hit = SNAPSHOT.search(msg)
-        if hit:
-            named = re.search(r"_iter_(\d+)\.", hit.group(2))
-            n = int(named.group(1)) if named else last
+        elif rec.kind == Kind.LR:
+            if train_row is not None and train_row["iter"] == rec.iter:
+                train_row["lr"] = rec.value
+        elif rec.kind == Kind.OUTPUT:
+            if rec.phase == "Train" and train_row is not None:
+                train_row[rec.name] = rec.value
+            elif rec.phase == "Test" and test_row is not None:
+                test_row[rec.name if test_net == 0 else "net%d_%s" % (test_net, rec.name)] = rec.value
+        elif rec.kind == Kind.SNAPSHOT:
+            n = rec.iter if rec.iter is not None else last
             if not (run["snapshots"] and run["snapshots"][-1]["iter"] == n):
                 run["snapshots"].append({"iter": n, "caffemodel": None, "solverstate": None})
-            run["snapshots"][-1]["solverstate" if hit.group(1) else "caffemodel"] = hit.group(2)
-            continue
-        hit = RESUME.search(msg)
-        if hit:
-            run["resumed_from"] = hit.group(1)
+            run["snapshots"][-1]["solverstate" if rec.state else "caffemodel"] = rec.file
+        elif rec.kind == Kind.RESTORE:
+            run["resumed_from"] = rec.file
     return [r for r in runs if r["first_iter"] is not None]
 
 
@@ -191,7 +266,7 @@ def write_csv(parsed, prefix):
     for key, first in (("train", ("iter", "seconds", "lr")), ("test", ("iter", "seconds"))):
         rows, path = parsed[key], "%s.%s.csv" % (prefix, key)
         cols = columns(rows, first)
-        with open(path, "w", newline="") as f:
+        with files.writing(path) as tmp, open(tmp, "w", newline="") as f:   # whole or not at all
             w = csv.writer(f)
             w.writerow(cols)
             for row in rows:
@@ -278,45 +353,41 @@ class Progress:
         self.show_fatal = True          # pass Caffe's F lines and stack trace through
 
     def feed(self, line):
+        """Take one log line (and print what it changes); returns its Line record."""
         line = line.rstrip("\r\n")
-        m = GLOG.match(line)
-        if m and m.group(1) == "E" or self.show_fatal and (m and m.group(1) == "F" or line.startswith("*** ")):
+        rec = classify(line)
+        if rec.severity == "E" or self.show_fatal and (rec.severity == "F" or rec.kind == Kind.TRACE):
             self._emit(line, status=False)
-        if self.auto_max:
-            hit = MAX_ITER.match(line)
-            if hit:
-                self.max_iter = int(hit.group(1))
-        if "Optimization stopped early." in line:
+        if rec.kind == Kind.MAX_ITER:
+            if self.auto_max:
+                self.max_iter = rec.iter
+        elif rec.kind == Kind.STOPPED:
             self.early = True
-        elif "Optimization Done." in line:
+        elif rec.kind == Kind.DONE:
             self.done = True
-        hit = SNAPSHOT.search(line)
-        if hit:
-            named = re.search(r"_iter_(\d+)\.", hit.group(2))
-            if named:
-                self.snapshot_iter = int(named.group(1))
-            return
-        hit = TESTING.search(line)
-        if hit:
-            self.test_net = int(hit.group(2))
-            return
-        hit = OUTPUT.search(line)
-        if hit and hit.group(1) == "Test" and self.test_net == 0:
-            if "psnr" in hit.group(2).lower():
-                self.psnr = _float(hit.group(3))
-            elif "loss" in hit.group(2).lower():
-                self.test_loss = _float(hit.group(3))
-            return
-        hit = ITER_LOSS.search(line)
-        if not hit:
-            return
-        t = self.clock(m) if m else None
-        now = (int(hit.group(1)), t if t is not None else time.monotonic(), t is not None)
+        elif rec.kind == Kind.SNAPSHOT:
+            if rec.iter is not None:
+                self.snapshot_iter = rec.iter
+        elif rec.kind == Kind.TESTING:
+            self.test_net = rec.net
+        elif rec.kind == Kind.OUTPUT:
+            if rec.phase == "Test" and self.test_net == 0:
+                if "psnr" in rec.name.lower():
+                    self.psnr = rec.value
+                elif "loss" in rec.name.lower():
+                    self.test_loss = rec.value
+        elif rec.kind == Kind.ITER:
+            self._iteration(rec)
+        return rec
+
+    def _iteration(self, rec):
+        t = self.clock(rec.stamp) if rec.stamp is not None else None
+        now = (rec.iter, t if t is not None else time.monotonic(), t is not None)
         if self.last and now[2] == self.last[2] and now[0] > self.last[0] and now[1] > self.last[1]:
             spi = (now[1] - self.last[1]) / (now[0] - self.last[0])
             self.spi = spi if self.spi is None else self.SMOOTH * spi + (1 - self.SMOOTH) * self.spi
         self.first, self.last = self.first or now, now
-        self.iter, self.loss = now[0], _float(hit.group(2))
+        self.iter, self.loss = now[0], rec.value
         self._emit(self.status(), status=True)
 
     def status(self):
@@ -415,7 +486,7 @@ def follow(proc_stderr_lines, log_file, progress):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m srcaffe.caffelog",
         description="Tee a running `caffe train`: append its output to a log file and print progress.",
         epilog="example:\n  caffe train -solver solver.prototxt 2>&1 | "
@@ -435,10 +506,12 @@ def main(argv=None):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     progress = Progress(args.max_iter, args.start_iter, sys.stdout, args.test_name)
     try:
-        follow(sys.stdin.buffer, args.log, progress)
+        error = follow(sys.stdin.buffer, args.log, progress)
     except OSError as exc:
         raise UserError("--log %s: %s" % (args.log, exc.strerror or exc))
     progress.summary()
+    if error is not None:   # Caffe's lines went on to the progress, not into the log
+        raise UserError("%s: the log misses Caffe's lines from there on" % files.describe_os_error(args.log, error))
     return 0
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from . import matlab
 from .errors import UserError
 from .images import load_image
-from .metrics import psnr, ssim
+from .metrics import score
 
 
 def bicubic_upscaler(lr, scale):
@@ -21,14 +21,32 @@ def bicubic_upscaler(lr, scale):
 
 
 def prepare_pair(path, scale, scored=False):
-    """(im_gnd, im_l) as demo_SR.m makes them: Y of rgb2ycbcr on uint8 (a grayscale image is its
-    own Y), modcrop to a multiple of scale, /255 in floating point, then
-    im_l = imresize(im_gnd, 1/scale, 'bicubic') kept in float (not re-quantised)."""
-    y = matlab.rgb2y(load_image(path))
-    gnd = matlab.im2double(matlab.modcrop(y, scale))
-    if scored:   # PSNR/SSIM follow: the image must be large enough for them
-        check_size(path, gnd.shape, scale)
+    """(im_gnd, im_l) of an image file, as demo_SR.m makes them (ground_truth_pair)."""
+    return ground_truth_pair(load_image(path), scale, path if scored else None)
+
+
+def ground_truth_pair(img, scale, scored_as=None):
+    """(im_gnd, im_l) of a uint8 ground-truth image as demo_SR.m makes them: Y of rgb2ycbcr on
+    uint8 (a grayscale image is its own Y), modcrop to a multiple of scale, /255 in floating
+    point, then im_l = imresize(im_gnd, 1/scale, 'bicubic') kept in float (not re-quantised).
+    scored_as: the name of the image when PSNR/SSIM follow (it must be large enough for them)."""
+    gnd = matlab.im2double(matlab.modcrop(matlab.rgb2y(img), scale))
+    if scored_as is not None:
+        check_size(scored_as, gnd.shape, scale)
     return gnd, matlab.imresize(gnd, 1.0 / scale)
+
+
+def score_upscaler(upscaler, gnd, lr, scale, what, method_name="upscaler"):
+    """(sr, {"psnr", "ssim"}): sr = upscaler(lr, scale) scored against gnd as demo_SR.m does:
+    uint8(x*255) on both, `scale` pixels shaved on each side, PSNR (compute_psnr.m) and SSIM
+    (ssim_index.m) on the Y values (metrics.score). `what` names the image in errors."""
+    try:
+        sr = np.asarray(upscaler(lr, scale))
+    except UserError as exc:   # e.g. a network's least input: name the file
+        raise UserError(str(exc) if os.fspath(what) in str(exc) else "%s: %s" % (what, exc)) from None
+    if sr.shape != gnd.shape:
+        raise ValueError("%s: upscaler %r returned shape %s, expected %s" % (what, method_name, sr.shape, gnd.shape))
+    return sr, score(matlab.to_uint8(sr), matlab.to_uint8(gnd), crop_border=scale, test_y_channel=False)
 
 
 SSIM_WINDOW = 11   # ssim_index.m's window
@@ -57,18 +75,9 @@ def evaluate(upscaler, images, scale, method_name, dataset=None):
     rows = []
     for path in images:
         gnd, lr = prepare_pair(path, scale, scored=True)
-        try:
-            sr = np.asarray(upscaler(lr, scale))
-        except UserError as exc:   # e.g. a network's least input: name the file
-            raise UserError(str(exc) if os.fspath(path) in str(exc) else "%s: %s" % (path, exc)) from None
-        if sr.shape != gnd.shape:
-            raise ValueError("%s: upscaler %r returned shape %s, expected %s"
-                             % (path, method_name, sr.shape, gnd.shape))
-        sr8, gnd8 = matlab.to_uint8(sr), matlab.to_uint8(gnd)
-        rows.append({"name": os.path.splitext(os.path.basename(path))[0],
-                     "psnr": psnr(sr8, gnd8, crop_border=scale, y_channel=False),
-                     "ssim": ssim(sr8, gnd8, crop_border=scale, y_channel=False),
-                     "height": int(gnd.shape[0]), "width": int(gnd.shape[1])})
+        _, scores = score_upscaler(upscaler, gnd, lr, scale, path, method_name)
+        rows.append({"name": os.path.splitext(os.path.basename(path))[0], "psnr": scores["psnr"],
+                     "ssim": scores["ssim"], "height": int(gnd.shape[0]), "width": int(gnd.shape[1])})
     return {"dataset": dataset, "scale": scale, "method": method_name,
             "mean_psnr": float(np.mean([r["psnr"] for r in rows])) if rows else float('nan'),
             "mean_ssim": float(np.mean([r["ssim"] for r in rows])) if rows else float('nan'),

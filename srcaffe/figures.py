@@ -1,4 +1,5 @@
-"""Figures of tools/predict.py: side-by-side comparison, error heatmaps, best/worst patches.
+"""Figures of tools/predict.py: side-by-side comparison, error heatmaps, best/worst patches,
+the worst frames of a video.
 
 matplotlib's Figure with the Agg canvas (no pyplot): works without a display.
 """
@@ -79,5 +80,21 @@ def patches(path, ranked, gt, others, size=32, k=4, overwrite=False):
             _show(row[0], crop(gt), "%s %d at (%d,%d)\nground truth" % (kind, i + 1, y, x))
             for ax, (title, img) in zip(row[1:], others):
                 _show(ax, crop(img), "%s\n%s" % (title, _db(psnr(crop(img), crop(gt)))))
+    fig.tight_layout()
+    return _save(fig, path, overwrite)
+
+
+def worst_frames(path, entries, model_name, overwrite=False):
+    """A video's worst frames in --mode gt, one row each: ground truth / bicubic / network, dB in
+    the titles. entries: [(-psnr, index, (time_s, bicubic scores, network scores, gt, bicubic, sr))]."""
+    from matplotlib.figure import Figure
+
+    h, w = entries[0][2][3].shape[:2]
+    fig = Figure(figsize=(3 * 3.2, len(entries) * 3.2 * h / w + 0.4), dpi=100)
+    axes = fig.subplots(len(entries), 3, squeeze=False)
+    for row, (_, index, (t, b, n, gt, bic, sr)) in zip(axes, entries):
+        _show(row[0], gt, "frame %d (%.2f s) ground truth" % (index, t))
+        _show(row[1], bic, "bicubic %.2f dB / %.4f" % (b["psnr"], b["ssim"]))
+        _show(row[2], sr, "%s %.2f dB / %.4f" % (model_name, n["psnr"], n["ssim"]))
     fig.tight_layout()
     return _save(fig, path, overwrite)

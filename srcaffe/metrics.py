@@ -33,7 +33,10 @@ def psnr(img1, img2, crop_border=0, y_channel=True):
     rmse = sqrt(mean((double(a)-double(b)).^2)) and psnr = 20*log10(255/rmse), in double.
     Identical images give inf, as MATLAB's 20*log10(255/0) does.
     """
-    a, b = _prepare(img1, img2, crop_border, y_channel)
+    return _psnr(*_prepare(img1, img2, crop_border, y_channel))
+
+
+def _psnr(a, b):
     rmse = np.sqrt(np.mean((a - b) ** 2))
     if rmse == 0:
         return float('inf')
@@ -62,9 +65,12 @@ def ssim(img1, img2, crop_border=0, y_channel=True):
     padding), no downsampling, mean of the SSIM map. Y conversion and border crop as in psnr().
     Multi-channel images without y_channel get the mean over channels.
     """
-    a, b = _prepare(img1, img2, crop_border, y_channel)
+    return _ssim(*_prepare(img1, img2, crop_border, y_channel))
+
+
+def _ssim(a, b):
     if a.ndim == 3:
-        return float(np.mean([ssim(a[..., c], b[..., c], 0, False) for c in range(a.shape[2])]))
+        return float(np.mean([_ssim(a[..., c], b[..., c]) for c in range(a.shape[2])]))
     if min(a.shape) < 11:
         raise ValueError("ssim needs images of at least 11x11 pixels, got %s" % (a.shape,))
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
@@ -76,3 +82,14 @@ def ssim(img1, img2, crop_border=0, y_channel=True):
     sigma12 = _filter_valid(a * b, g) - mu1_mu2
     ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
     return float(ssim_map.mean())
+
+
+def score(sr, gt, crop_border, test_y_channel):
+    """{"psnr", "ssim"} of an SR image against its ground truth: what psnr() and ssim() give with
+    the same arguments, the images prepared once for both. The one scoring of the toolkit: every
+    image and every video frame with a ground truth is scored here (srcaffe.evaluation).
+
+    crop_border: pixels shaved on each side (demo_SR.m shaves `scale`); test_y_channel: a
+    3-channel input is reduced to its Y first (inputs already Y: False, nothing converted)."""
+    a, b = _prepare(sr, gt, crop_border, test_y_channel)
+    return {"psnr": _psnr(a, b), "ssim": _ssim(a, b)}

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import figures, matlab
 from .errors import UserError
-from .evaluation import bicubic_upscaler, evaluate
+from .evaluation import bicubic_upscaler, ground_truth_pair, score_upscaler
 from .images import load_alpha, load_image, save_image
 from .upscaling import bicubic_rgb, merge_colour
 
@@ -16,6 +16,26 @@ GT_MAX_PIXELS = 16 * 10 ** 6
 def colour(y, ycbcr, scale):
     """uint8 image from a Y channel: with the bicubic Cb/Cr of an LR YCbCr image, or gray."""
     return matlab.to_uint8(y) if ycbcr is None else merge_colour(y, ycbcr, scale)
+
+
+def score_ground_truth(model, rgb, what):
+    """demo_SR.m on one uint8 ground-truth image (an image file's, a video frame's): bicubic and
+    the network on its LR Y, scored on Y (evaluation.score_upscaler), and their colour images.
+    Returns {gt (modcropped), gnd and lr (Y, float), lr_ycbcr (None for gray), y: {bicubic, net:
+    SR Y}, scores: {bicubic, net: {psnr, ssim}}, images: {bicubic, net: uint8}}."""
+    s = model.scale
+    try:
+        gnd, lr = ground_truth_pair(rgb, s, what)
+        out = {"gnd": gnd, "lr": lr, "y": {}, "scores": {}, "images": {}}
+        for name, up in (("bicubic", bicubic_upscaler), ("net", model.upscaler)):
+            out["y"][name], out["scores"][name] = score_upscaler(up, gnd, lr, s, what, name)
+    except ValueError as exc:   # e.g. an upscaler's output of the wrong shape
+        raise UserError("%s: %s" % (what, exc)) from None
+    out["gt"] = gt = matlab.modcrop(rgb, s)
+    out["lr_ycbcr"] = matlab.imresize(matlab.im2double(matlab.rgb2ycbcr(gt)), 1.0 / s) if gt.ndim == 3 else None
+    for name, y in out["y"].items():
+        out["images"][name] = colour(y, out["lr_ycbcr"], s)
+    return out
 
 
 def ground_truth(model, path, out, analyse=False):
@@ -28,22 +48,10 @@ def ground_truth(model, path, out, analyse=False):
     if rgb.shape[0] * rgb.shape[1] > GT_MAX_PIXELS:   # scored whole, in float64, as demo_SR.m does
         raise UserError("%s: %dx%d is too large to score whole (at most %d MP in --mode gt); "
                         "use --mode upscale" % (path, rgb.shape[1], rgb.shape[0], GT_MAX_PIXELS // 10 ** 6))
-    kept = {}
-
-    def recorded(name, upscaler):   # keep what evaluate() scores, to save exactly that
-        def run(lr, scale):
-            kept[name], kept["lr"] = upscaler(lr, scale), lr
-            return kept[name]
-        return run
-    try:
-        b, n = [evaluate(recorded(name, up), [path], s, name)["images"][0]
-                for name, up in (("bicubic", bicubic_upscaler), ("net", model.upscaler))]
-    except ValueError as exc:   # e.g. too small for SSIM's 11x11 window after shaving
-        raise UserError("%s: %s" % (path, exc)) from None
-    gt = matlab.modcrop(rgb, s)
-    lr_ycbcr = matlab.imresize(matlab.im2double(matlab.rgb2ycbcr(gt)), 1.0 / s) if gt.ndim == 3 else None
-    lr = matlab.to_uint8(kept["lr"] if lr_ycbcr is None else matlab.ycbcr2rgb(lr_ycbcr))
-    bic, sr = colour(kept["bicubic"], lr_ycbcr, s), colour(kept["net"], lr_ycbcr, s)
+    r = score_ground_truth(model, rgb, path)
+    (b, n), gt, lr_ycbcr = (r["scores"]["bicubic"], r["scores"]["net"]), r["gt"], r["lr_ycbcr"]
+    lr = matlab.to_uint8(r["lr"] if lr_ycbcr is None else matlab.ycbcr2rgb(lr_ycbcr))
+    bic, sr = r["images"]["bicubic"], r["images"]["net"]
     save_image(out["sr"], sr, overwrite=True)
     save_image(out["bicubic"], bic, overwrite=True)
     figures.compare(out["compare"], [
@@ -52,13 +60,12 @@ def ground_truth(model, path, out, analyse=False):
         ("%s %.2f dB / %.4f" % (model.name, n["psnr"], n["ssim"]), sr)], overwrite=True)
     if analyse:
         # on the Y values that were scored: uint8, `scale` pixels shaved
-        gt_y = matlab.shave(matlab.to_uint8(matlab.im2double(matlab.rgb2y(gt))), s)
-        bic_y, sr_y = (matlab.shave(matlab.to_uint8(kept[k]), s) for k in ("bicubic", "net"))
+        gt_y, bic_y, sr_y = (matlab.shave(matlab.to_uint8(y), s) for y in (r["gnd"], r["y"]["bicubic"], r["y"]["net"]))
         figures.error_maps(out["errors"], gt_y, [(model.name, sr_y), ("bicubic", bic_y)], overwrite=True)
         figures.patches(out["patches"], figures.rank_patches(gt_y, sr_y), gt_y,
                         [("bicubic", bic_y), (model.name, sr_y)], overwrite=True)
     return (b, n), "%s x%d: bicubic %.2f dB (SSIM %.4f), %s %.2f dB (SSIM %.4f)" % (
-        n["name"], s, b["psnr"], b["ssim"], model.name, n["psnr"], n["ssim"])
+        os.path.splitext(os.path.basename(path))[0], s, b["psnr"], b["ssim"], model.name, n["psnr"], n["ssim"])
 
 
 def upscale(model, path, out):

@@ -105,15 +105,10 @@ class _Watch:
         self.progress, self.proc, self.diverged = progress, proc, None
 
     def feed(self, line):
-        self.progress.feed(line)
-        hit = caffelog.ITER_LOSS.search(line)
-        if hit and self.diverged is None:
-            try:
-                finite = math.isfinite(float(hit.group(2)))
-            except ValueError:
-                finite = True
-            if not finite:
-                self.diverged = (int(hit.group(1)), hit.group(2))
+        rec = self.progress.feed(line)
+        if rec.kind == caffelog.Kind.ITER and self.diverged is None:
+            if rec.value is not None and not math.isfinite(rec.value):
+                self.diverged = (rec.iter, rec.text)
                 if self.proc.poll() is None:
                     self.proc.kill()   # SIGKILL: no snapshot of the diverged weights
 

@@ -104,6 +104,55 @@ def test_parse_log_fragment_without_header_or_tests_and_glog_with_year():
     assert p["resumed_from"] == [{"iter": 200, "file": None}]
 
 
+# Lines of `caffe train` as Caffe 1.0 writes them (the shipped models' training logs; glog with
+# the year), and the record each is read into.
+REAL_LINES = [
+    ("I20261121 20:17:36.055284 11340 caffe.cpp:197] Use CPU.", dict(kind="start")),
+    ("I20261121 20:17:36.055384 11340 solver.cpp:45] Initializing solver from parameters: ", dict(kind="solver")),
+    ("max_iter: 300000", dict(kind="max_iter", iter=300000, severity=None, stamp=None)),
+    ("I20261121 20:17:36.299767 11340 solver.cpp:239] Iteration 0 (1.70833e-06 iter/s, 0.115s/100 iters), "
+     "loss = 45.3221", dict(kind="iter", iter=0, value=45.3221, text="45.3221")),
+    ("I20261121 20:17:36.299837 11340 sgd_solver.cpp:112] Iteration 0, lr = 0.001",
+     dict(kind="lr", iter=0, value=0.001)),
+    ("I20261121 20:17:36.184022 11340 solver.cpp:347] Iteration 0, Testing net (#0)",
+     dict(kind="testing", iter=0, net=0)),
+    ("I20261121 20:17:36.268527 11340 solver.cpp:414]     Test net output #0: loss = 49.5651 (* 1 = 49.5651 loss)",
+     dict(kind="output", phase="Test", name="loss", value=49.5651)),
+    ("I20261121 20:17:36.299827 11340 solver.cpp:258]     Train net output #0: loss = 45.3221 (* 1 = 45.3221 loss)",
+     dict(kind="output", phase="Train", name="loss", value=45.3221)),
+    ("I20261121 20:17:36.183976 11340 caffe.cpp:239] Starting Optimization", dict(kind="other")),
+    ("*** SIGTERM (@0x88d) received by PID 11340 (TID 0x7f68afe830c0) from PID 2189; stack trace: ***",
+     dict(kind="trace", severity=None)),
+]
+
+
+@pytest.mark.parametrize("line, want", REAL_LINES, ids=[w["kind"] + str(i) for i, (_, w) in enumerate(REAL_LINES)])
+def test_classify_reads_each_kind_of_caffe_line(line, want):
+    rec = caffelog.classify(line + "\n")
+    assert {k: getattr(rec, k) for k in want} == want
+    if line.startswith("I2026"):
+        assert rec.severity == "I" and rec.stamp == (2026, 11, 21, 20, 17, 36, int(line[19:25]))
+    assert rec.error == (want["kind"] == "trace")
+    unset = [k for k in caffelog.Line._fields if k not in want and k not in ("severity", "stamp", "text")]
+    assert all(getattr(rec, k) is None for k in unset), rec
+
+
+def test_classify_the_fixture_log_snapshots_restores_errors_and_nan():
+    recs = [caffelog.classify(line) for line in LOG.splitlines()]
+    kinds = [r.kind for r in recs]
+    assert kinds.count("start") == 2 and kinds.count("iter") == 6 and kinds.count("done") == 1
+    snaps = [(r.iter, r.state, r.file) for r in recs if r.kind == "snapshot"]
+    assert snaps[:2] == [(200, False, "snap_iter_200.caffemodel"), (200, True, "snap_iter_200.solverstate")]
+    assert [r.file for r in recs if r.kind == "restore"] == ["snap_iter_200.solverstate"]
+    fatal = [r for r in recs if r.error]
+    assert [(r.severity, r.stamp) for r in fatal] == [("F", (None, 11, 22, 0, 0, 13, 0))]
+    nan = caffelog.classify("I1122 00:00:01.1 1 solver.cpp:239] Iteration 100 (10 iter/s, 10s/100 iters), loss = -nan")
+    assert nan.kind == "iter" and nan.iter == 100 and nan.text == "-nan" and nan.value != nan.value
+    assert caffelog.classify("I1122 00:00:01.1 1 solver.cpp:239] Iteration 5, lr = x").value is None
+    # max_iter counts only as the solver parameters Caffe prints (no glog prefix)
+    assert caffelog.classify("I1122 00:00:01.1 1 net.cpp:1] max_iter: 7").kind == "other"
+
+
 def timestamped(iters_and_times, day="1121"):
     return ["I%s %s 1 solver.cpp:239] Iteration %d (9 iter/s, 1s/100 iters), loss = %g" % (day, t, n, 1.0 / (n + 1))
             for n, t in iters_and_times]
@@ -141,6 +190,22 @@ def test_follow_module_appends_to_log_and_prints_progress(tmp_path):
     assert lines[-1].startswith("finished: iter 200 -> 400/400 in 20s") and "Set5 PSNR 31.02 dB" in lines[-1]
 
 
+def test_follow_module_errors_are_one_line_naming_the_log(tmp_path):
+    """A log that cannot be written: the progress goes on, then one line naming it, exit 2."""
+    require(os.path.exists("/dev/full"), "no /dev/full (a device whose writes fail: Linux)")
+    out = subprocess.run([sys.executable, "-m", "srcaffe.caffelog", "--log", "/dev/full"], input=RESUMED_RUN,
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines() == ["error: /dev/full: no space left on the device: the log misses Caffe's "
+                                       "lines from there on"]
+    assert out.stdout.splitlines()[-1].startswith("finished: iter 200 -> 400/400")
+    for args, words in ((["--log", str(tmp_path)], str(tmp_path)), (["--log", "x.log", "--max-iter", "many"], "many")):
+        out = subprocess.run([sys.executable, "-m", "srcaffe.caffelog"] + args, input="", capture_output=True,
+                             text=True, cwd=REPO)
+        assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
+        assert out.stderr.startswith("error: ") and words in out.stderr
+
+
 def plot_log(*args):
     return subprocess.run([sys.executable, PLOT_LOG] + [str(a) for a in args], capture_output=True, text=True)
 
@@ -174,6 +239,10 @@ def test_plot_log_writes_csvs_and_png_and_refuses_overwrite(tmp_path):
     assert again.returncode == 2 and again.stderr == "error: %s exists; use --force to overwrite it\n" % (
         tmp_path / "run.train.csv")
     assert plot_log(first, resumed, "--force").returncode == 0
+    os.remove(tmp_path / "run.test.csv")
+    os.mkdir(tmp_path / "run.test.csv")   # an output that cannot be written: one line naming it
+    blocked = plot_log(first, resumed, "--force")
+    assert blocked.returncode == 2 and blocked.stderr == "error: %s: Is a directory\n" % (tmp_path / "run.test.csv")
 
 
 @pytest.mark.parametrize("content", [None, "just some text\nIteration notes\n", b"\x00\xff\x89PNG\n"])
@@ -238,9 +307,17 @@ def test_real_caffe_logs_of_a_run_and_its_resumption(tmp_path):
         return follow.stdout.splitlines()
 
     progress = train(tmp_path / "train.log", "-solver", "solver_20.prototxt")
+    recs = [caffelog.classify(line) for line in (tmp_path / "train.log").read_text().splitlines()]
+    kinds = {r.kind for r in recs}
+    assert {"start", "solver", "max_iter", "iter", "lr", "testing", "output", "snapshot", "done"} <= kinds
+    assert [r.iter for r in recs if r.kind == "max_iter"] == [20]
+    assert [(r.iter, r.state) for r in recs if r.kind == "snapshot"] == [(20, False), (20, True)]
+    assert {r.name for r in recs if r.kind == "output" and r.phase == "Test"} == {"psnr"}
     assert progress[0].startswith("iter  0/20  loss ") and progress[-1].startswith("finished: iter 0 -> 20/20")
     progress = train(tmp_path / "resumed.log", "-solver", "solver_40.prototxt", "-snapshot", "snap_iter_20.solverstate")
     assert progress[0].startswith("iter 20/40  loss ") and "test PSNR" in progress[0]
+    restores = [caffelog.classify(line) for line in (tmp_path / "resumed.log").read_text().splitlines()]
+    assert [r.file for r in restores if r.kind == "restore"] == ["snap_iter_20.solverstate"]
 
     out = plot_log(tmp_path / "train.log", tmp_path / "resumed.log", "--out", tmp_path / "curve")
     assert out.returncode == 0, out.stderr

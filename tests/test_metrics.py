@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from srcaffe.metrics import _gaussian_window, psnr, ssim
+from srcaffe.metrics import _gaussian_window, psnr, score, ssim
 
 
 def test_psnr_identical_is_inf():
@@ -91,3 +91,17 @@ def test_ssim_rgb_uses_y():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError):
         psnr(np.zeros((4, 4), np.uint8), np.zeros((4, 5), np.uint8))
+
+
+def test_score_is_psnr_and_ssim_with_the_same_arguments():
+    rng = np.random.default_rng(3)
+    gt = rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)
+    sr = np.clip(gt.astype(int) + rng.integers(-20, 21, gt.shape), 0, 255).astype(np.uint8)
+    sr[:3] = 0   # a damaged border: what crop_border leaves out
+    for crop, y in ((0, True), (3, True), (3, False)):
+        got = score(sr, gt, crop_border=crop, test_y_channel=y)
+        assert got == {"psnr": psnr(sr, gt, crop, y), "ssim": ssim(sr, gt, crop, y)}
+    shaved, whole = score(sr, gt, 3, True), score(sr, gt, 0, True)
+    assert shaved["psnr"] > whole["psnr"] + 1 and shaved["ssim"] > whole["ssim"]
+    # on Y: the channels are not averaged
+    assert score(sr, gt, 3, True)["psnr"] != score(sr, gt, 3, False)["psnr"]

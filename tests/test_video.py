@@ -1,4 +1,4 @@
-"""tools/predict.py on videos (srcaffe/video.py) with real Caffe and real FFmpeg (PyAV).
+"""tools/predict.py on videos (srcaffe/video/) with real Caffe and real FFmpeg (PyAV).
 
 The clips are made here: a camera panning and zooming over a Set14 image, 96x64, encoded with
 PyAV (H.264 + AAC in .mp4, VP9 + Opus in .webm). Nothing is downloaded. The network is the
