@@ -59,7 +59,7 @@ def main(argv=None):
     p.add_argument("--datasets-from", help="copy missing datasets from this local folder instead of downloading")
     a = p.parse_args(argv)
     if a.datasets_from:
-        os.environ["SRCAFFE_DATASETS_FROM"] = a.datasets_from
+        paths.set_env(SRCAFFE_DATASETS_FROM=a.datasets_from)
     nets.architecture(a.arch)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +74,7 @@ def main(argv=None):
         load_s = time.perf_counter() - t0
 
         load = os.getloadavg()
-        threads = ", ".join("%s=%s" % (v, os.environ[v]) for v in device.THREAD_VARS if v in os.environ)
+        threads = ", ".join("%s=%s" % kv for kv in paths.env_values(device.THREAD_VARS).items())
         print("%s x%d through pycaffe vs MATLAB-exact bicubic, Y channel, seconds per dataset "
               "(median of %d, range in brackets)" % (a.arch, SCALE, a.repeat))
         import caffe
