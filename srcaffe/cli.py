@@ -60,7 +60,7 @@ MODEL_HELP = ("a name (fsrcnn, fsrcnn-s, srcnn, srcnn-935, srcnn-955: models/NAM
               "released weights), a .caffemodel file or a run folder (its newest snapshot)")
 
 
-EVAL_DATASETS = ("Set5", "Set14")   # the papers' test sets: what tools evaluate on by default
+from .datasets import EVAL_SETS as EVAL_DATASETS  # noqa: E402 (the papers' test sets)
 DATASET_HELP = "Set5, Set14, T91 or a folder of images"
 
 
