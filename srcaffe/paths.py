@@ -147,3 +147,11 @@ def unset_env(name):
 def env_values(names):
     """{name: value} of those of `names` that are set (a benchmark's report of its settings)."""
     return {n: os.environ[n] for n in names if n in os.environ}
+
+
+def gpu_check_settings():
+    """tools/gpu_check.sh's settings ($GPU_CHECK_*, GPU_ID, CUDA_LIBS, CUDA_HOME, CUDA_PATH, OUT),
+    unset ones None: srcaffe/gpu_check.py gives their defaults."""
+    names = ("GPU_CHECK_MODE", "GPU_CHECK_ITERS", "GPU_CHECK_TRAIN_LIMIT", "GPU_CHECK_TIME_ITERS", "GPU_CHECK_AUG",
+             "GPU_ID", "CUDA_LIBS", "CUDA_HOME", "CUDA_PATH", "OUT")
+    return {n: _env(n) for n in names}
