@@ -5,7 +5,7 @@ import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspa
 import argparse
 import time
 
-from srcaffe import datasets, matlab
+from srcaffe import cli, datasets, matlab
 from srcaffe.cli import run_main
 from srcaffe.images import load_image
 
@@ -13,7 +13,7 @@ from srcaffe.images import load_image
 def main(argv=None):
     p = argparse.ArgumentParser(description="Time imresize over Set5, Set14 and T91 at x3.")
     p.add_argument("--repeat", type=int, default=3, help="timed passes; the best is reported")
-    p.add_argument("--scale", type=int, default=3)
+    cli.add_scale(p)
     args = p.parse_args(argv)
     s = args.scale
     for name in ("Set5", "Set14", "T91"):

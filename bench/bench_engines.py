@@ -37,6 +37,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from srcaffe import paths  # noqa: E402
 from srcaffe.device import THREAD_VARS, thread_env  # noqa: E402
 
 SCALE = 3
@@ -118,7 +119,7 @@ def engines_for(arch, lr, threads, a, tmp):
     weights = paths.shipped_weights(arch, SCALE)
     model = models.load_model(arch, SCALE)
     x = np.pad(lr, model.pad_px, mode="edge").astype(np.float32)[None, None]
-    user_budget = os.environ.get(SWITCH)
+    user_budget = paths.env_values([SWITCH]).get(SWITCH)
     prototxt = paths.net_file(arch, SCALE, "deploy")
     net = caffe.Net(prototxt, weights, caffe.TEST)
     cvnet = cv2.dnn.readNetFromCaffe(prototxt, weights)
@@ -131,9 +132,9 @@ def engines_for(arch, lr, threads, a, tmp):
 
     def set_budget(value):
         if value is None:
-            os.environ.pop(SWITCH, None)
+            paths.unset_env(SWITCH)
         else:
-            os.environ[SWITCH] = value
+            paths.set_env(**{SWITCH: value})
 
     def caffe_run(budget):
         def run():
@@ -199,7 +200,7 @@ def worker(a):
     caffe.set_mode_cpu()
     lr, what = frame(a)
     print("threads %d: %s; cv2.setNumThreads(%d) (cv2 %s); load average %.2f %.2f %.2f"
-          % (threads, ", ".join("%s=%s" % (v, os.environ.get(v)) for v in THREAD_VARS), threads,
+          % (threads, ", ".join("%s=%s" % (v, paths.env_values([v]).get(v)) for v in THREAD_VARS), threads,
              cv2.__version__, *os.getloadavg()))
     print("frame: %s" % what)
     gemm = sgemm(a.sgemm)
@@ -270,7 +271,7 @@ def main(argv=None):
         os.cpu_count(), *os.getloadavg(), subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()))
     results = []
     for t in counts:
-        env = dict(os.environ, GLOG_minloglevel="2", **thread_env(t))
+        env = paths.child_env(GLOG_minloglevel="2", **thread_env(t))
         args = [sys.executable, os.path.abspath(__file__), "--worker", str(t)] + list(argv if argv is not None else sys.argv[1:])
         proc = subprocess.run(args, env=env, stdout=subprocess.PIPE, text=True)
         for line in proc.stdout.splitlines():

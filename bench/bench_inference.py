@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import device, inference, matlab, models, nets, paths, pycaffe  # noqa: E402
+from srcaffe import cli, device, inference, matlab, models, nets, paths, pycaffe  # noqa: E402
 from srcaffe.evaluation import prepare_pair  # noqa: E402
 from srcaffe.hdf5_patches import dataset_images  # noqa: E402
 
@@ -53,13 +53,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="fsrcnn", help="network (default fsrcnn = FSRCNN(56,12,4))")
     p.add_argument("--model", help="a .caffemodel of that network (default: shipped, else random weights)")
-    p.add_argument("--datasets", default="Set5,Set14", help="comma-separated (default Set5,Set14)")
+    cli.add_datasets(p)
     p.add_argument("--repeat", type=int, default=3, help="timed passes per dataset (default 3)")
     p.add_argument("--tile", type=int, help="tile side in LR pixels (default: inference's automatic choice)")
     p.add_argument("--datasets-from", help="copy missing datasets from this local folder instead of downloading")
     a = p.parse_args(argv)
     if a.datasets_from:
-        os.environ["SRCAFFE_DATASETS_FROM"] = a.datasets_from
+        paths.set_env(SRCAFFE_DATASETS_FROM=a.datasets_from)
     nets.architecture(a.arch)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +74,7 @@ def main(argv=None):
         load_s = time.perf_counter() - t0
 
         load = os.getloadavg()
-        threads = ", ".join("%s=%s" % (v, os.environ[v]) for v in device.THREAD_VARS if v in os.environ)
+        threads = ", ".join("%s=%s" % kv for kv in paths.env_values(device.THREAD_VARS).items())
         print("%s x%d through pycaffe vs MATLAB-exact bicubic, Y channel, seconds per dataset "
               "(median of %d, range in brackets)" % (a.arch, SCALE, a.repeat))
         import caffe
@@ -91,7 +91,7 @@ def main(argv=None):
         print(head)
         print("-" * len(head))
         totals = [0.0, 0.0]
-        for name in a.datasets.split(","):
+        for name in a.datasets:
             lrs = [prepare_pair(path, SCALE)[1] for path in dataset_images(name)]
             model.upscale_y(lrs[0])    # warm-up: first reshape and allocation
             net = timed(model.upscale_y, lrs, a.repeat)

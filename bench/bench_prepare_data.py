@@ -12,7 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import hdf5_patches  # noqa: E402
+from srcaffe import hdf5_patches, paths  # noqa: E402
 
 
 def main():
@@ -20,9 +20,9 @@ def main():
     p.add_argument("--datasets-from", help="copy missing datasets from this local folder instead of downloading")
     a = p.parse_args()
     if a.datasets_from:
-        os.environ["SRCAFFE_DATASETS_FROM"] = a.datasets_from
+        paths.set_env(SRCAFFE_DATASETS_FROM=a.datasets_from)
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["SRCAFFE_DATA"] = tmp
+        paths.set_env(SRCAFFE_DATA=tmp)
         print("%-22s %9s %12s %10s" % ("set", "seconds", "patches", "files"))
         for model, augment in (("fsrcnn", True), ("fsrcnn", False), ("srcnn", False)):
             start = time.time()

@@ -31,7 +31,6 @@ srcnn; or a first ./run_train.sh).
 """
 import argparse
 import glob
-import hashlib
 import os
 import re
 import statistics
@@ -41,48 +40,21 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from srcaffe import ROOT, caffelog, device, hdf5_patches, nets, paths, runs, solvers  # noqa: E402
+from srcaffe import ROOT, build, caffelog, device, hdf5_patches, nets, paths, runs, solvers  # noqa: E402
 
 SCALE, BATCH = 3, nets.TRAIN_BATCH
 MODELS = ("fsrcnn", "srcnn")
 TITLES = {"fsrcnn": "FSRCNN(56,12,4)", "srcnn": "SRCNN 9-1-5"}
 SWITCH = "CAFFE_CONV_BATCH_MB"   # caffe-patches/0003: 0 = stock per-image convolution
-CAFFE_VERSION = "1.0.0"
 
 
 # ---- which Caffe builds ----------------------------------------------------------------------
-
-def cache_dir():
-    return os.environ.get("SRCAFFE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "srcaffe")
-
-
-def recipe_key(blas, variant="cpu", cuda_id=""):
-    """The cache key tools/setup.sh computes for a BLAS with this venv: the same bytes hashed
-    (build_caffe.sh, the patches, then the line "BLAS pyX.Y numpyV VARIANT CUDA_ID srcSOURCE")."""
-    import numpy
-    tools = os.path.join(ROOT, "tools")
-    h = hashlib.sha256()
-    files = [os.path.join(tools, "build_caffe.sh")]
-    files += sorted(glob.glob(os.path.join(tools, "caffe-patches", "*.patch")))
-    files += sorted(glob.glob(os.path.join(tools, "caffe-patches", "fallback", "*.patch")))
-    for f in files:
-        with open(f, "rb") as fh:
-            h.update(fh.read())
-    h.update(("%s py%d.%d numpy%s %s %s src%s\n" % (blas, sys.version_info[0], sys.version_info[1],
-              numpy.__version__, variant, cuda_id, os.environ.get("CAFFE_SRC") or "debian")).encode())
-    return h.hexdigest()[:12]
-
 
 def recorded_build(variant="cpu"):
     """(blas, key, prefix) of the build tools/setup.sh recorded for this venv ($VENV/.srcaffe-cpu:
     key=..., prefix=...), or None when it recorded none."""
     for venv in (sys.prefix, paths.venv_dir()):
-        try:
-            with open(os.path.join(venv, ".srcaffe-" + variant)) as f:
-                info = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
-        except OSError:
-            continue
+        info = build.record(variant, venv)
         if info.get("key") and info.get("prefix"):
             match = re.match(r"caffe-[^-]+-([a-z]+)-", os.path.basename(info["prefix"]))
             return (match.group(1) if match else None), info["key"], info["prefix"]
@@ -111,7 +83,7 @@ def describe(binary):
 
 def default_builds(all_cached):
     """[(label, binary)], plus lines about the expected builds that are missing."""
-    cache, out, notes, seen = cache_dir(), [], [], set()
+    cache, out, notes, seen = paths.cache_dir(), [], [], set()
 
     def add(label, binary):
         real = os.path.realpath(binary)
@@ -124,15 +96,15 @@ def default_builds(all_cached):
     if recorded is None:
         notes.append("note: this venv records no Caffe build (no .srcaffe-cpu: run tools/setup.sh); "
                      "the builds are looked up by the key computed here")
-    elif recorded[0] and recipe_key(recorded[0]) != recorded[1]:
+    elif recorded[0] and build.key(recorded[0]) != recorded[1]:
         notes.append("note: the venv's build was set up for key %s, the recipe now gives %s "
-                     "(tools/setup.sh rebuilds or relinks it)" % (recorded[1], recipe_key(recorded[0])))
+                     "(tools/setup.sh rebuilds or relinks it)" % (recorded[1], build.key(recorded[0])))
     for blas in ("open", "mkl"):
         if recorded and recorded[0] == blas:   # the build tools/setup.sh linked into this venv
             key, prefix = recorded[1], recorded[2]
         else:
-            key = recipe_key(blas)
-            prefix = os.path.join(cache, "caffe-%s-%s-%s" % (CAFFE_VERSION, blas, key))
+            key = build.key(blas)
+            prefix = build.prefix(key, blas)
         binary = os.path.join(prefix, "bin", "caffe")
         if os.path.isfile(os.path.join(prefix, ".complete")) and os.access(binary, os.X_OK):
             add("%s (current recipe %s)" % (blas, key), binary)
@@ -158,7 +130,7 @@ def default_builds(all_cached):
 # ---- Caffe --------------------------------------------------------------------------------------
 
 def caffe_env(threads):
-    env = dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1")
+    env = paths.child_env(GLOG_minloglevel="0", GLOG_logtostderr="1")
     if threads:
         env.update(device.thread_env(threads))
     return env
@@ -418,8 +390,8 @@ def main(argv=None):
 
     print("%s x%d, batch %d, ms per iteration (median of %d round%s, range in brackets)"
           % (" and ".join(TITLES.get(m, m) for m in models), SCALE, BATCH, a.repeat, "" if a.repeat == 1 else "s"))
-    omp = ["%s=%s" % (v, os.environ[v]) for v in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OMP_DYNAMIC",
-                                                  "GOMP_SPINCOUNT", "KMP_BLOCKTIME", SWITCH) if v in os.environ]
+    omp = ["%s=%s" % kv for kv in paths.env_values(("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OMP_DYNAMIC",
+                                                    "GOMP_SPINCOUNT", "KMP_BLOCKTIME", SWITCH)).items()]
     extra = ["environment: %s" % " ".join(omp)] if omp else []
     if a.caffe_env:
         extra.append("caffe runs only: %s" % " ".join(a.caffe_env))
@@ -464,7 +436,7 @@ def main(argv=None):
         for label, binary, more in engines:
             blas, omp = describe(binary)
             res = results[(model, label)]
-            name = "Caffe %s %s%s" % (CAFFE_VERSION, blas, ", per-image conv" if more else "")
+            name = "Caffe %s %s%s" % (build.CAFFE_VERSION, blas, ", per-image conv" if more else "")
             ratio = ("%.2fx" % (statistics.median(res["train"]) / tmed)) if tmed and res["train"] else ""
             print("%-58s %-22s %-8s %-22s %s" % (name, fmt(res["time"]), fmt(res["prelu"], 0),
                                                  fmt(res["train"]) if not a.no_train else "skipped", ratio))

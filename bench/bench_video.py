@@ -30,8 +30,8 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("GLOG_minloglevel", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from srcaffe import paths  # noqa: E402 (Caffe's glog quiet unless the user says otherwise)
 
 CONFIGS = [("fsrcnn-s", 640, 360, "1080p"), ("fsrcnn", 426, 240, "720p")]
 SCALE = 3
@@ -59,9 +59,9 @@ def main(argv=None):
     a = parse_args(argv)
     if a.threads:
         from srcaffe.device import thread_env
-        os.environ.update(thread_env(a.threads))
+        paths.set_env(**thread_env(a.threads))
     if a.datasets_from:
-        os.environ["SRCAFFE_DATASETS_FROM"] = a.datasets_from
+        paths.set_env(SRCAFFE_DATASETS_FROM=a.datasets_from)
     import cv2
     import numpy as np
 
@@ -77,8 +77,7 @@ def main(argv=None):
     print("machine: %s, %d cores, %s; load average %.1f %.1f %.1f" % (
         platform.processor() or platform.machine(), os.cpu_count(), platform.platform(), *os.getloadavg()))
     print("threads: %s; cv2.dnn %d threads; PyAV %s (FFmpeg libavcodec %s); H.264 crf %d preset %s" % (
-        ", ".join("%s=%s" % (v, os.environ[v]) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-                  if v in os.environ) or "library defaults",
+        ", ".join("%s=%s" % kv for kv in paths.env_values(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")).items()) or "library defaults",
         cv2.getNumThreads(), __import__("av").__version__,
         ".".join(map(str, __import__("av").library_versions["libavcodec"])), video.CRF, video.PRESET))
 

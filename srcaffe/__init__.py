@@ -30,13 +30,11 @@ The pipeline, module by module (tools/*.py are thin command-line entry points ov
                  one place each for: locations and SRCAFFE_* variables, safe writes and the
                  overwrite rule, the one-line error, command-line plumbing, the venv
 """
-import os
-
 # Caffe's glog prints every layer it sets up unless told otherwise before caffe (or caffe.proto)
 # is first imported: quiet by default for everything of the toolkit, the user's setting wins.
-os.environ.setdefault("GLOG_minloglevel", "2")
+from .paths import ROOT, default_env  # noqa: F401
 
-from .paths import ROOT  # noqa: F401,E402
+default_env(GLOG_minloglevel="2")
 
 
 def load_model(spec, scale=None, arch=None, pad="replicate", tile=None):

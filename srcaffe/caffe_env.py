@@ -5,9 +5,9 @@ Caffe aborts the whole process (SIGABRT) on a bad value.
                           Caffe's per-image convolution): a non-negative number
 """
 import math
-import os
 import re
 
+from . import paths
 from .errors import UserError
 
 _NUMBER = re.compile(r"\+?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -15,7 +15,7 @@ _NUMBER = re.compile(r"\+?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 def check(environ=None):
     """One line naming the variable unless every knob holds a value Caffe takes."""
-    environ = os.environ if environ is None else environ
+    environ = paths.env_values(["CAFFE_CONV_BATCH_MB"]) if environ is None else environ
     value = environ.get("CAFFE_CONV_BATCH_MB")
     if value:
         if not (_NUMBER.fullmatch(value) and math.isfinite(float(value))):

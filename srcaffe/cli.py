@@ -60,10 +60,33 @@ MODEL_HELP = ("a name (fsrcnn, fsrcnn-s, srcnn, srcnn-935, srcnn-955: models/NAM
               "released weights), a .caffemodel file or a run folder (its newest snapshot)")
 
 
-def add_scale(p, default=3, required=False):
+from .datasets import EVAL_SETS as EVAL_DATASETS  # noqa: E402 (the papers' test sets)
+DATASET_HELP = "Set5, Set14, T91 or a folder of images"
+
+
+def add_scale(p, default=3, required=False, many=False, help=None, flag="--scale", **kw):
+    """--scale (or another flag taking a scale): one of nets.SCALES; many=True: repeatable."""
     from .nets import SCALES
-    p.add_argument("--scale", type=int, choices=SCALES, required=required, default=None if required else default,
-                   help="upscaling factor" + ("" if required else " (default %d)" % default))
+    if help is None:
+        help = "upscaling factor" + ("" if required or default is None else " (default %d)" % default)
+    p.add_argument(flag, type=int, choices=SCALES, required=required, action="append" if many else "store",
+                   default=None if required or many else default, help=help, **kw)
+
+
+def comma_list(text):
+    """'Set5, Set14' -> ['Set5', 'Set14'] (an option's type)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def add_dataset(p, help=DATASET_HELP, metavar="NAME|DIR", **kw):
+    """--dataset: a registered set (fetched with tools/datasets.py) or a folder of images."""
+    p.add_argument("--dataset", metavar=metavar, help=help, **kw)
+
+
+def add_datasets(p, default=EVAL_DATASETS):
+    """--datasets A,B: comma-separated dataset names, parsed into a list."""
+    p.add_argument("--datasets", type=comma_list, default=",".join(default),
+                   help="comma-separated (default %s)" % ",".join(default))
 
 
 def add_model_options(p, many=False, default="fsrcnn"):

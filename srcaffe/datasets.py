@@ -12,6 +12,7 @@ from .fetching import fetch_verified, install, read_sha256sums, sha256_file  # n
 from .paths import ROOT, datasets_root as _datasets_root, datasets_source
 
 SUMS_FILE = os.path.join(ROOT, "datasets", "SHA256SUMS")
+EVAL_SETS = ("Set5", "Set14")   # the papers' test sets: what the tools evaluate on by default
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
 # Public copies. The tegg89 folders hold the same bytes as the local reference copy (see

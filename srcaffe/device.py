@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 
+from . import paths
 from .errors import UserError
 
 SETUP_HINT = "tools/setup.sh --cuda builds and links one"
@@ -92,7 +93,7 @@ def gpu_count(libcudart):
     if err != 0:
         return 0, "CUDA says: %s" % rt.cudaGetErrorString(err).decode(errors="replace")
     if n.value == 0:
-        return 0, "CUDA sees no device (CUDA_VISIBLE_DEVICES=%s)" % os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+        return 0, "CUDA sees no device (CUDA_VISIBLE_DEVICES=%s)" % paths.cuda_visible_devices()
     return n.value, None
 
 

@@ -96,3 +96,12 @@ class Record:
         written = self._read()
         written.update({os.path.basename(p): self.command for p in paths})
         files.write_json(self.path, written)
+
+
+def claim(records, force):
+    """[(Record, its output paths)]: refuse before any work; say in one line what a rerun of this
+    same command replaces."""
+    again = [p for record, paths in records for p in record.claim(paths, force)]
+    if again:
+        print("replacing %d file(s) this same command wrote before (%s%s)"
+              % (len(again), os.path.basename(again[0]), ", ..." if len(again) > 1 else ""))

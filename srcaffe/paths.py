@@ -10,6 +10,10 @@ them. Every other module asks here; none reads those variables itself.
 | SRCAFFE_CACHE             | Caffe builds (tools/setup.sh)               | ~/.cache/srcaffe     |
 | SRCAFFE_MAX_IMAGE_PIXELS  | the largest image read (width x height)     | 100000000            |
 | SRCAFFE_PROGRESS_AFTER    | seconds before a long image job shows progress | 3                 |
+
+Other variables the toolkit reads are read here too (CAFFE_SRC of tools/setup.sh's build key,
+VENV / VIRTUAL_ENV, Slurm's array task, CUDA_VISIBLE_DEVICES in a message), and the environment
+of a child process or of Caffe's libraries is set here: the functions at the end.
 """
 import os
 
@@ -101,3 +105,53 @@ def reexec_mark(set_it=False):
     if set_it:
         os.environ["SRCAFFE_IN_VENV"] = "1"
     return bool(_env("SRCAFFE_IN_VENV"))
+
+
+def caffe_source():
+    """$CAFFE_SRC: the Caffe source tarball or folder tools/setup.sh builds from (None: Debian's)."""
+    return _env("CAFFE_SRC")
+
+
+def slurm_task():
+    """'JOB_TASK' of the Slurm array task this process runs in, or None outside Slurm."""
+    job = _env("SLURM_ARRAY_JOB_ID")
+    return "%s_%s" % (job, os.environ.get("SLURM_ARRAY_TASK_ID")) if job else None
+
+
+def cuda_visible_devices():
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+
+
+# ---- the environment of this process and of its children -----------------------------------------
+
+def child_env(**values):
+    """This process's environment with `values` set: for a child process (Caffe, a tool)."""
+    return dict(os.environ, **values)
+
+
+def set_env(**values):
+    """Set variables in this process (read by libraries loaded afterwards: Caffe's BLAS, glog)."""
+    os.environ.update(values)
+
+
+def default_env(**values):
+    """Set variables in this process unless the user has set them."""
+    for name, value in values.items():
+        os.environ.setdefault(name, value)
+
+
+def unset_env(name):
+    os.environ.pop(name, None)
+
+
+def env_values(names):
+    """{name: value} of those of `names` that are set (a benchmark's report of its settings)."""
+    return {n: os.environ[n] for n in names if n in os.environ}
+
+
+def gpu_check_settings():
+    """tools/gpu_check.sh's settings ($GPU_CHECK_*, GPU_ID, CUDA_LIBS, CUDA_HOME, CUDA_PATH, OUT),
+    unset ones None: srcaffe/gpu_check.py gives their defaults."""
+    names = ("GPU_CHECK_MODE", "GPU_CHECK_ITERS", "GPU_CHECK_TRAIN_LIMIT", "GPU_CHECK_TIME_ITERS", "GPU_CHECK_AUG",
+             "GPU_ID", "CUDA_LIBS", "CUDA_HOME", "CUDA_PATH", "OUT")
+    return {n: _env(n) for n in names}

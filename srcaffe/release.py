@@ -27,7 +27,7 @@ import os
 import re
 import shutil
 
-from . import caffelog, files, snapshot_eval, snapshots
+from . import caffelog, datasets, files, snapshot_eval, snapshots
 from .errors import UserError
 from .paths import ROOT, models_dir, shipped_weights
 from .runs import read_run
@@ -188,7 +188,7 @@ def ship(run_dir, iteration=None, force=False, name=None, log=print):
         parsed = caffelog.parse_log(log_path)
         iteration = snapshots.iteration(weights)
         # Through the run's snapshot_eval.json: the shipped point joins the curve of earlier snapshots.
-        curves = snapshot_eval.evaluate_snapshots(run_dir, ("Set5", "Set14"), iterations=[iteration])
+        curves = snapshot_eval.evaluate_snapshots(run_dir, datasets.EVAL_SETS, iterations=[iteration])
         results = {n: dict(psnr=round(p, 2), ssim=round(s, 4))
                    for n, rows in curves.items() for it, p, s in rows if it == iteration}
         record = dict(model=model_name, scale=scale, iterations=iteration, solver=info.get("solver"),

@@ -21,6 +21,7 @@ import fcntl
 import math
 import os
 import re
+import shlex
 import time
 from collections import namedtuple
 
@@ -462,3 +463,15 @@ def end_segment(plan, outcome, iteration):
     if info.get("segments"):
         info["segments"][-1].update(ended=outcome, end_iter=iteration)
         write_run(plan.run_dir, info)
+
+
+def resume_command(model, scale, run_dir, iters=None):
+    """A command a person can paste (quoted: a run folder may hold spaces)."""
+    cmd = ["./run_train.sh", model] + (["--scale", str(scale)] if scale != 3 else []) + \
+        ["--resume", "--run-dir", run_dir] + (["--iters", str(iters)] if iters else [])
+    return quoted(cmd)
+
+
+def quoted(cmd):
+    """A command line as a shell reads it back."""
+    return " ".join(shlex.quote(a) for a in cmd)

@@ -42,7 +42,7 @@ def _load_cache(path):
         raise UserError("%s: not valid JSON (%s); move it away to evaluate again" % (path, exc))
 
 
-def evaluate_snapshots(run_dir, dataset_names=("Set5", "Set14"), every=None, iterations=None, log=None):
+def evaluate_snapshots(run_dir, dataset_names=datasets.EVAL_SETS, every=None, iterations=None, log=None):
     """{dataset: [(iteration, psnr, ssim)]}: evaluates the snapshots of run_dir at multiples of
     `every` and the newest (or exactly `iterations`) that the cache lacks, and returns every cached
     point, including those of snapshots since deleted (a shipped run keeps only its newest)."""

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import namedtuple
 
-from . import caffelog, files, runs, snapshots
+from . import caffelog, files, paths, runs, snapshots
 from .errors import UserError
 
 DEFAULT_SNAPSHOT_MINUTES = runs.DEFAULT_SNAPSHOT_MINUTES
@@ -124,7 +124,7 @@ def train(plan, caffe, gpu=None, engine=None, snapshot_minutes=None, out=None):
             f.write("# %s %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), " ".join(cmd)))
     except OSError as exc:
         raise UserError(files.describe_os_error(plan.log, exc)) from None
-    env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
+    env = paths.child_env(GLOG_logtostderr="1", GLOG_minloglevel="0")
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     out.write("run folder: %s\n" % plan.run_dir)
     out.write("training %s x%d from iteration %d to %d; log: %s (Ctrl-C stops with a snapshot)\n"

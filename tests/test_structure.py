@@ -211,3 +211,64 @@ def test_the_tier_check_finds_an_unmarked_training_test(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", str(suite)],
                        capture_output=True, text=True, cwd=str(suite))
     assert r.returncode != 0 and "'slwo' not found in `markers` configuration option" in r.stdout, r.stdout[-2000:]
+
+
+# ---- thin tools, the environment in one module, one definition of each default -------------------
+
+TOOL_FILES = sorted(os.path.join(ROOT, "tools", f) for f in os.listdir(os.path.join(ROOT, "tools")) if f.endswith(".py"))
+BENCH_FILES = sorted(os.path.join(ROOT, "bench", f) for f in os.listdir(os.path.join(ROOT, "bench")) if f.endswith(".py"))
+
+
+def test_every_tool_is_under_120_lines():
+    long = ["%s: %d lines" % (os.path.relpath(p, ROOT), n) for p in TOOL_FILES
+            for n in [sum(1 for _ in open(p))] if n >= 120]
+    assert len(TOOL_FILES) > 10 and long == []
+
+
+def environment_reads(path):
+    """Lines where a module touches os.environ or os.getenv itself (also `from os import environ`)."""
+    found = []
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "unsetenv") \
+                and isinstance(node.value, ast.Name) and node.value.id == "os":
+            found.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "os" \
+                and {a.name for a in node.names} & {"environ", "getenv", "putenv", "unsetenv"}:
+            found.append(node.lineno)
+    return sorted(found)
+
+
+def test_the_environment_is_read_and_set_in_srcaffe_paths_only():
+    sources = list(package_modules().values()) + TOOL_FILES + BENCH_FILES
+    readers = sorted("%s:%s" % (os.path.relpath(p, ROOT), ",".join(map(str, lines)))
+                     for p in sources for lines in [environment_reads(p)] if lines)
+    assert readers == ["srcaffe/paths.py:%s" % ",".join(map(str, environment_reads(os.path.join(PACKAGE, "paths.py"))))]
+
+
+def test_the_environment_check_finds_a_reader(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("import os\nfrom os import getenv\nx = os.environ.get('A')\ny = dict(os.environ)\n")
+    assert environment_reads(str(f)) == [2, 3, 4]
+
+
+def literal_tuples(path):
+    """(line, value) of every tuple or list of plain numbers or strings written in a module."""
+    out = []
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if isinstance(node, (ast.Tuple, ast.List)) and node.elts and all(isinstance(e, ast.Constant) for e in node.elts):
+            out.append((node.lineno, tuple(e.value for e in node.elts)))
+    return out
+
+
+def test_each_default_is_defined_once():
+    """The scales, the evaluation sets, the venv and the build cache folders: written in one module
+    each (nets.SCALES, datasets.EVAL_SETS, paths.venv_dir / cache_dir), every other one asks there."""
+    sources = list(package_modules().values()) + TOOL_FILES + BENCH_FILES
+    where = {}
+    for value, owner in (((2, 3, 4), "srcaffe/nets.py"), (("Set5", "Set14"), "srcaffe/datasets.py")):
+        where[value] = sorted({os.path.relpath(p, ROOT) for p in sources for _, v in literal_tuples(p) if v == value})
+        assert where[value] == [owner], (value, where[value])
+    for text, owner in (('".venv"', "srcaffe/paths.py"), ('"~/.cache"', "srcaffe/paths.py"),
+                        ('"Set5,Set14"', None)):
+        writers = sorted(os.path.relpath(p, ROOT) for p in sources if text in open(p).read())
+        assert writers == ([owner] if owner else []), (text, writers)

@@ -35,8 +35,8 @@ def parser():
     p = cli.ArgumentParser(prog="tools/eval_snapshots.py", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder of ./run_train.sh (or models/training/<run>)")
-    p.add_argument("--dataset", nargs="+", default=["Set5", "Set14"], metavar="NAME",
-                   help="registered test sets (default: Set5 Set14)")
+    cli.add_dataset(p, nargs="+", default=list(cli.EVAL_DATASETS), metavar="NAME",
+                    help="registered test sets (default: %s)" % " ".join(cli.EVAL_DATASETS))
     p.add_argument("--every", type=int, metavar="N",
                    help="only snapshots at multiples of N iterations, and the newest (default: all)")
     p.add_argument("--out", metavar="PNG", help="plot file (default: RUN_DIR/snapshot_eval.png)")

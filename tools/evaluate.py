@@ -49,7 +49,7 @@ def parse_args(argv):
     p.add_argument("--method", action="append", choices=sorted(METHODS),
                    help="method to evaluate; repeat for side-by-side columns (default: bicubic)")
     cli.add_model_options(p, many=True)
-    p.add_argument("--dataset", required=True, metavar="NAME|DIR", help="Set5, Set14, T91 or a folder of images")
+    cli.add_dataset(p, required=True)
     cli.add_scale(p, required=True)
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON (a dict, or a list of one per column)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")

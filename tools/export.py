@@ -44,14 +44,13 @@ def parse_args(argv):
         s.add_argument("source", metavar=src, help="the %s to read" % src.split(".")[-1])
         s.add_argument("dest", metavar=dst, help="the %s to write" % dst.split(".")[-1])
         s.add_argument("--arch", metavar="MODEL", help="architecture (default: recognised from the shapes)")
-        s.add_argument("--scale", type=int, default=3, choices=nets.SCALES, help="upscaling factor (default 3)")
+        cli.add_scale(s)
         s.add_argument("--force", action="store_true", help="overwrite DEST")
     s = sub.add_parser("to-onnx", help="model -> ONNX graph", description="model -> ONNX graph (docs/export.md)")
     s.add_argument("source", metavar="MODEL", help="model name, official model name or .caffemodel")
     s.add_argument("dest", metavar="OUT.onnx", help="the ONNX file to write")
     s.add_argument("--arch", metavar="MODEL", help="architecture of a .caffemodel (default: recognised)")
-    s.add_argument("--scale", type=int, choices=nets.SCALES,
-                   help="upscaling factor (default: recorded beside a .caffemodel, else 3)")
+    cli.add_scale(s, default=None, help="upscaling factor (default: recorded beside a .caffemodel, else 3)")
     s.add_argument("--borders", choices=PADS,
                    help="also pad the input and crop the output as the toolkit does (its own models)")
     s.add_argument("--force", action="store_true", help="overwrite OUT.onnx")

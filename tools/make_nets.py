@@ -18,13 +18,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
-from srcaffe import ROOT, cli  # noqa: E402
+from srcaffe import ROOT, cli, paths  # noqa: E402
 from srcaffe.cli import run_main  # noqa: E402
 
 
 def generated_files():
     """{path: text} of every generated file."""
-    from srcaffe import hdf5_patches, nets, official, paths, runs, solvers
+    from srcaffe import hdf5_patches, nets, official, runs, solvers
     files = {}
     for model in nets.MODELS:
         for scale in nets.SCALES:
@@ -56,7 +56,7 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if a file differs")
     args = parser.parse_args(argv)
-    os.environ.pop("SRCAFFE_DATA", None)   # committed files always name the repository's data/
+    paths.unset_env("SRCAFFE_DATA")   # committed files always name the repository's data/
     stale = []
     for path, text in sorted(generated_files().items()):
         current = open(path).read() if os.path.exists(path) else None

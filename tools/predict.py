@@ -63,15 +63,6 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def claim(records, force):
-    """[(Record, its output paths)]: refuse before any work; say in one line what a rerun of this
-    same command replaces."""
-    again = [p for record, paths in records for p in record.claim(paths, force)]
-    if again:
-        print("replacing %d file(s) this same command wrote before (%s%s)"
-              % (len(again), os.path.basename(again[0]), ", ..." if len(again) > 1 else ""))
-
-
 def main(argv=None):
     args = parse_args(argv)
     video_file = outputs.is_video(args.image)
@@ -94,7 +85,7 @@ def main(argv=None):
     if is_video:
         out = outputs.video_outputs(args.out, args.image, model.scale, model.name, args.mode, args.pad, args.compare)
         record = outputs.Record(args.out, predict.command(model, "video-" + args.mode, args.pad, args.image))
-        claim([(record, list(out.values()))], args.force)
+        outputs.claim([(record, list(out.values()))], args.force)
         for line in video.predict_video(args.image, model, args.out, args.mode, args.frames, args.max_frames,
                                         args.compare, True, preset=args.preset):
             print(line)
@@ -103,7 +94,7 @@ def main(argv=None):
     todo = [(path, outputs.image_outputs(args.out, path, model.scale, model.name, args.mode, args.pad, args.analyse,
                                          bicubic=not args.no_bicubic),
              outputs.Record(args.out, predict.command(model, args.mode, args.pad, path))) for path in paths]
-    claim([(record, list(out.values())) for _, out, record in todo], args.force)
+    outputs.claim([(record, list(out.values())) for _, out, record in todo], args.force)
     from tqdm import tqdm
 
     scores = []

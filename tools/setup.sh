@@ -27,7 +27,6 @@ set -euo pipefail
 REPO=$SRCAFFE_REPO CACHE=$SRCAFFE_CACHE_DIR SAY_AS=setup
 BLAS=${SRCAFFE_BLAS:-open}
 STATUS=0 REBUILD=0 APT=1 VARIANT= BUILD_ONLY=0
-CAFFE_VERSION=1.0.0
 APT_PACKAGES=(build-essential cmake patch xz-utils ca-certificates curl libprotobuf-dev protobuf-compiler
     libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev libboost-system-dev
     libboost-thread-dev libboost-filesystem-dev libboost-python-dev patchelf)
@@ -58,6 +57,9 @@ fi
 # ---- venv -------------------------------------------------------------------------------------
 VENV=$SRCAFFE_VENV
 PY=$VENV/bin/python
+# The build's key, prefix and status (srcaffe/build.py: the standard library only, so any of
+# the venv's interpreters runs it from the repository, before srcaffe-repo.pth exists).
+build_info() { (cd "$REPO" && "$PY" -m srcaffe.build "$@"); }
 venv_site() { "$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
 
 if [ "$STATUS" = 1 ]; then
@@ -67,15 +69,7 @@ if [ "$STATUS" = 1 ]; then
         bin=$(readlink -f "$VENV/bin/caffe")
         echo "caffe:     $bin"
         echo "version:   $("$VENV/bin/caffe" --version 2>&1 | head -n1)"
-        blas=$(ldd "$bin" $(dirname "$bin")/../lib/libcaffe.so* 2>/dev/null | grep -oiE 'lib(mkl_rt|openblas|blas|cblas|atlas)[^ ]*' | sort -u | tr '\n' ' ')
-        echo "BLAS:      ${blas:-unknown}"
-        # A CUDA build links libcudart (it runs in CPU mode too; --gpu needs a visible GPU).
-        libs=$(ldd "$bin" $(dirname "$bin")/../lib/libcaffe.so* 2>/dev/null || true)   # grep -q would cut the pipe
-        if grep -q libcudart <<<"$libs"; then
-            echo "build:     CUDA ($(grep -oE 'lib(cudart|cublas|curand)\.so[^ ]*' <<<"$libs" | sort -u | tr '\n' ' '))"
-        else
-            echo "build:     CPU only"
-        fi
+        build_info status "$bin"   # the BLAS it links, and CPU only or CUDA (--gpu needs a visible GPU)
         [ -f "$VENV/.srcaffe-caffe" ] && sed 's/^/           /' "$VENV/.srcaffe-caffe"
     else
         echo "caffe:     not linked into the venv (run tools/setup.sh)"
@@ -132,21 +126,16 @@ if [ "$VARIANT" = cuda ]; then
     mkdir -p "$CACHE"
     CUDA_ROOT=$(PYTHON=$PY LOG=$CACHE/cuda-toolchain.log bash "$REPO/tools/cuda_toolchain.sh") || exit 2
     CUDA_ARCHS=$(CUDA_HOME=$CUDA_ROOT bash "$REPO/tools/cuda_toolchain.sh" --archs) || exit 2
-    # The toolkit's own PyPI toolchain is named by its pins, not its path: a build copied with the
-    # cache folder (a Docker image) keeps its key.
-    where=$CUDA_ROOT; [ "$CUDA_ROOT" = "$CACHE/cuda-13.0/root" ] && where="pypi $(sha256sum "$REPO/tools/cuda-toolchain.txt" | cut -c1-12)"
-    CUDA_ID="$("$CUDA_ROOT/bin/nvcc" --version | grep -o 'release [0-9.]*, V[0-9.]*'), archs $CUDA_ARCHS, $where"
+    # nvcc's release and the archs; the toolkit's own PyPI toolchain by its pins, not its path
+    # (a build copied with the cache folder, a Docker image, keeps its key)
+    CUDA_ID=$(build_info cuda-id --cuda-root "$CUDA_ROOT" --archs "$CUDA_ARCHS") || exit 2
 fi
 
-NUMPY_VER=$("$PY" -c 'import numpy; print(numpy.__version__)')
-PY_VER=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-KEY=$(cat "$REPO/tools/build_caffe.sh" "$REPO"/tools/caffe-patches/*.patch "$REPO"/tools/caffe-patches/fallback/*.patch \
-      <(echo "$BLAS py$PY_VER numpy$NUMPY_VER $VARIANT $CUDA_ID src${CAFFE_SRC:-debian}") | sha256sum | cut -c1-12)
-if [ "$VARIANT" = cuda ]; then
-    PREFIX=$CACHE/caffe-$CAFFE_VERSION-$BLAS-cuda-$KEY NAME="$CAFFE_VERSION ($BLAS, CUDA)"
-else
-    PREFIX=$CACHE/caffe-$CAFFE_VERSION-$BLAS-$KEY NAME="$CAFFE_VERSION ($BLAS)"
-fi
+# The recipe's key (srcaffe/build.py: the recipe files, BLAS, the venv's Python and NumPy, ...).
+KEY=$(build_info key --blas "$BLAS" --variant "$VARIANT" --cuda-id "$CUDA_ID") || die "cannot compute the build key"
+PREFIX=$(build_info prefix --blas "$BLAS" --variant "$VARIANT" --cuda-id "$CUDA_ID")
+CAFFE_VERSION=${PREFIX##*/caffe-} CAFFE_VERSION=${CAFFE_VERSION%%-*}   # caffe-<version>-<blas>-...
+if [ "$VARIANT" = cuda ]; then NAME="$CAFFE_VERSION ($BLAS, CUDA)"; else NAME="$CAFFE_VERSION ($BLAS)"; fi
 
 if [ "$REBUILD" = 0 ] && [ "$BUILD_ONLY" = 0 ] && [ -z "${CAFFE_ROOT:-}" ] && [ -x "$VENV/bin/caffe" ] \
    && grep -qx "key=$KEY" "$VENV/.srcaffe-caffe" 2>/dev/null && check_caffe; then

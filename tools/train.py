@@ -24,10 +24,8 @@ import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspa
 from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
-import shlex
 
 from srcaffe import cli, solvers
-from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 
 
@@ -80,13 +78,6 @@ def parser():
     return p
 
 
-def resume_command(model, scale, run_dir, iters=None):
-    """A command a person can paste (quoted: a run folder may hold spaces)."""
-    cmd = ["./run_train.sh", model] + (["--scale", str(scale)] if scale != 3 else []) + \
-        ["--resume", "--run-dir", run_dir] + (["--iters", str(iters)] if iters else [])
-    return " ".join(shlex.quote(a) for a in cmd)
-
-
 def main(argv=None):
     o = parse_args(argv)
     from srcaffe import device, runs, trainer
@@ -103,7 +94,7 @@ def main(argv=None):
         return 0
     result = trainer.train(plan, caffe, gpu=o.gpu, engine=o.engine)
     newest = runs.newest_valid_solverstate(plan.run_dir, plan.model, plan.scale, plan.solver, log=lambda m: None)
-    resume = resume_command(plan.model, plan.scale, plan.run_dir)
+    resume = runs.resume_command(plan.model, plan.scale, plan.run_dir)
     if result.outcome in ("failed", "diverged"):
         if newest:
             print("snapshot: %s (the newest whole one)" % newest)
@@ -116,13 +107,13 @@ def main(argv=None):
         print("snapshot: %s" % newest)
     if result.outcome == "finished":
         print("finished at iteration %d; to train further: %s" % (
-            result.iteration, resume_command(plan.model, plan.scale, plan.run_dir, 2 * plan.max_iter)))
+            result.iteration, runs.resume_command(plan.model, plan.scale, plan.run_dir, 2 * plan.max_iter)))
     else:
         print("resume:   %s" % resume)
-    print("plot:     %s" % " ".join(shlex.quote(a) for a in (
-        sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "plot_log.py"), plan.log)))
+    print("plot:     %s" % runs.quoted([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                   "plot_log.py"), plan.log]))
     return result.code
 
 
 if __name__ == "__main__":
-    run_main(main)
+    cli.run_main(main)

@@ -4,7 +4,8 @@ from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (th
 
 import argparse
 
-from srcaffe import cli, datasets, files, mmsr
+from srcaffe import cli, files, mmsr
+from srcaffe.mmsr import report
 from srcaffe.cli import run_main
 from srcaffe.errors import UserError
 
@@ -43,7 +44,7 @@ def parse_args(argv):
     p.add_argument("--overlap", type=int, default=mmsr.DEFAULT_OVERLAP, metavar="K",
                    help="overlap of neighbouring fragments in pixels (default %d)" % mmsr.DEFAULT_OVERLAP)
     p.add_argument("--channel", choices=("y", "rgb"), default="y", help="score Y (default) or RGB summed over channels")
-    p.add_argument("--lr", type=int, choices=(2, 3, 4), metavar="S", help="score the bicubic 1/S LR image")
+    cli.add_scale(p, flag="--lr", default=None, metavar="S", help="score the bicubic 1/S LR image")
     p.add_argument("--vsp-threshold", type=float, default=mmsr.VSP_THRESHOLD, metavar="T",
                    help="VSP threshold (default %g)" % mmsr.VSP_THRESHOLD)
     g = p.add_mutually_exclusive_group()
@@ -58,35 +59,8 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def input_images(items):
-    paths = []
-    for item in items:
-        if datasets.is_image_set(item):
-            paths += datasets.list_images(item)
-        else:
-            paths.append(datasets.resolve_image(item))
-    return paths
-
-
-def image_values(path, channel, lr):
-    """The array that is scored, on the 0-255 scale: HxW (Y) or HxWx3 (RGB)."""
-    import numpy as np
-
-    from srcaffe import evaluation, matlab
-    from srcaffe.images import load_image
-    if channel != "rgb":
-        y = evaluation.prepare_pair(path, lr)[1] if lr else matlab.im2double(matlab.rgb2y(load_image(path)))
-        return y * mmsr.INTENSITY    # with lr: demo_SR.m's im_l
-    img = load_image(path)
-    img = np.dstack([img] * 3) if img.ndim == 2 else img
-    if lr:
-        img = matlab.imresize(matlab.modcrop(img, lr), 1.0 / lr)
-    return np.asarray(img, dtype=np.float64)
-
-
 def main(argv=None):
     a = parse_args(argv)
-    import numpy as np
     for out in (a.hist, a.json):
         if out:
             files.check_writable_file(out, a.force)
@@ -104,36 +78,11 @@ def main(argv=None):
         thresholds, reference = mmsr.training_thresholds(a.model, a.scale, a.classes, augment=not a.no_aug,
                                                          vsp_threshold=a.vsp_threshold,
                                                          log=lambda m: print(m, file=sys.stderr))
-    rows = []
-    for path in input_images(a.inputs):
-        values = image_values(path, a.channel, a.lr)
-        frags = (mmsr.fragments(values.shape, a.fragments, a.overlap) if a.fragments
-                 else [(0, 0) + values.shape[:2]])
-        scores = mmsr.score_fragments(values, frags, a.vsp_threshold, channels=a.channel == "rgb")
-        classes = mmsr.classify(scores, thresholds) if thresholds else [None] * len(frags)
-        name = os.path.splitext(os.path.basename(path))[0]
-        for (y, x, h, w), s, k in zip(frags, scores, classes):
-            rows.append(dict(image=name, y=y, x=x, h=h, w=w, tvat=float(s), cls=None if k is None else int(k)))
-
-    width = max(len(r["image"]) for r in rows)
-    head = "%-*s" % (width, "image") + ("  %-19s" % "fragment y,x hxw" if a.fragments else "") + "  %10s" % "TVAT"
-    print(head + ("  class" if thresholds else ""))
-    for r in rows:
-        line = "%-*s" % (width, r["image"])
-        if a.fragments:
-            line += "  %-19s" % ("%d,%d %dx%d" % (r["y"], r["x"], r["h"], r["w"]))
-        line += "  %10.2f" % r["tvat"]
-        print(line + ("  %5d" % r["cls"] if thresholds else ""))
-    scores = np.array([r["tvat"] for r in rows])
-    summary = "%d %s, TVAT %.2f .. %.2f (median %.2f)" % (len(rows), "fragments" if a.fragments else "images",
-                                                        scores.min(), scores.max(), np.median(scores))
-    if thresholds:
-        counts = np.bincount([r["cls"] for r in rows], minlength=len(thresholds) + 1)
-        summary += "; thresholds %s%s; per class: %s" % (
-            ",".join("%.6g" % t for t in thresholds),
-            " (%d-quantiles of %d %s x%d training sub-images)" % (a.classes, len(reference), a.model, a.scale)
-            if reference is not None else "", " ".join("%d:%d" % (k, c) for k, c in enumerate(counts)))
-    print(summary)
+    rows = mmsr.score_images(a.inputs, a.channel, a.lr, a.fragments, a.overlap, a.vsp_threshold, thresholds)
+    quantiles = None if reference is None else "%d-quantiles of %d %s x%d training sub-images" % (
+        a.classes, len(reference), a.model, a.scale)
+    print("\n".join(report.tvat_lines(rows, a.fragments, thresholds, quantiles)))
+    scores = [r["tvat"] for r in rows]
     if a.hist:
         title = "TVAT (%s, VSP threshold %g%s)" % (a.channel.upper(), a.vsp_threshold, ", LR x1/%d" % a.lr if a.lr else "")
         mmsr.histogram(a.hist, scores, thresholds, reference=reference, title=title,

@@ -42,7 +42,7 @@ from .settings import DEFAULT_FRAGMENT, DEFAULT_OVERLAP, INTENSITY, VSP_THRESHOL
 _LAZY = dict(
     {n: "texture" for n in ("check_thresholds", "class_ranges", "classify", "fragment_starts", "fragments",
                             "histogram", "parse_thresholds", "quantile_thresholds", "score_fragments",
-                            "score_y", "tvat", "vsp")},
+                            "score_y", "tvat", "vsp", "input_images", "image_values", "score_images")},
     **{n: "split" for n in ("PLAN", "read_plan", "split", "training_scores", "training_thresholds")},
     **{n: "jobs" for n in ("JOBS", "iterations_for", "launch", "read_jobs", "read_status", "run_task", "select",
                            "training_times", "write_jobs")},

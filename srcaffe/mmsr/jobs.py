@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from .. import device, files, hdf5_patches, nets, snapshots
+from .. import device, files, hdf5_patches, nets, paths, snapshots
 from ..errors import UserError
 from ..paths import ROOT, runs_root
 from .split import read_plan
@@ -147,9 +147,7 @@ def run_task(jobs, index, log=print):
     if index not in entries:
         raise UserError("%s: no job %d (it has %d)" % (jobs["runs_dir"], index, len(entries)))
     e = entries[index]
-    slurm = os.environ.get("SLURM_ARRAY_JOB_ID")
-    where = dict(name=e["name"], host=socket.gethostname(), pid=os.getpid(),
-                 slurm_job="%s_%s" % (slurm, os.environ.get("SLURM_ARRAY_TASK_ID")) if slurm else None)
+    where = dict(name=e["name"], host=socket.gethostname(), pid=os.getpid(), slurm_job=paths.slurm_task())
     trained = snapshots.listing(e["run_dir"])
     if e.get("iters") and trained and trained[-1][0] >= e["iters"]:
         # resubmitted or requeued after it finished: nothing to train (run_train.sh would refuse

@@ -58,7 +58,7 @@ def milestones(entry, n):
     return out
 
 
-def measure(jobs, dataset_names=("Set5", "Set14"), n=None, fragment=DEFAULT_FRAGMENT, overlap=DEFAULT_OVERLAP,
+def measure(jobs, dataset_names=datasets.EVAL_SETS, n=None, fragment=DEFAULT_FRAGMENT, overlap=DEFAULT_OVERLAP,
             log=None):
     """{rows: [{k, epochs, single: {seconds, Set5, Set14...}, mmsr: {seconds_sum, seconds_max, ...}}]}."""
     n = n or jobs.get("snapshots")

@@ -1,9 +1,34 @@
 """MMSR's tables as lines of text (tools/mmsr.py prints them): job states, training times,
 time to quality, the evaluation summary."""
+import os
 
 
 def fmt_s(v):
     return "%.1f" % v if v is not None else "-"
+
+
+def split_lines(plan):
+    """Lines: a split's folder, thresholds, classes and the next command."""
+    split = os.path.dirname(plan["classes"][0]["dir"])
+    out = ["split: %s" % split,
+           "thresholds (TVAT, VSP threshold %g): %s" % (plan["vsp_threshold"], ", ".join("%.6g" % t for t in plan["thresholds"]))]
+    for c in plan["classes"]:
+        out.append("  class %d  %-10s %8d train patches (%5.1f%%)  %4d test patches  %s"
+                   % (c["cls"], c["model"], c["train_patches"], 100 * c["share"], c["test_patches"], c["dir"]))
+    out.append("next: python tools/mmsr.py jobs %s --epochs E [--baseline %s]" % (split, plan["models"][-1]))
+    return out
+
+
+def jobs_lines(jobs, path, next_steps=True):
+    """Lines: the job list written to `path`, and (next_steps) how to run and report them."""
+    out = ["wrote %s (%d jobs):" % (path, len(jobs["jobs"]))]
+    for e in jobs["jobs"]:
+        out.append("  %-20s %-10s %8d patches  %s iterations" % (e["name"], e["model"], e["patches"], e["iters"] or "solver's"))
+    if next_steps:
+        out += ["run them: python tools/mmsr.py submit %s   (Slurm job array)" % jobs["runs_dir"],
+                "      or: python tools/mmsr.py launch %s   (here, without a scheduler)" % jobs["runs_dir"],
+                "then:     python tools/mmsr.py report %s" % jobs["runs_dir"]]
+    return out
 
 
 def training_report(rep):
@@ -98,3 +123,28 @@ def evaluate_summary(results, labels, image_lists, costs, stats, model, settings
     out.append("  (s: seconds spent upscaling the whole set, metrics excluded; MACs: multiply-adds per LR pixel of "
                "the nets, MMSR's the area-weighted mean over its fragments, context and overlap excluded)")
     return out
+
+
+def tvat_lines(rows, fragments, thresholds, quantiles=None):
+    """Lines of tools/tvat.py: one per image or fragment, then the summary (quantiles: how the
+    thresholds were found, e.g. '2-quantiles of 1000 fsrcnn x3 training sub-images')."""
+    import numpy as np
+
+    width = max(len(r["image"]) for r in rows)
+    head = "%-*s" % (width, "image") + ("  %-19s" % "fragment y,x hxw" if fragments else "") + "  %10s" % "TVAT"
+    out = [head + ("  class" if thresholds else "")]
+    for r in rows:
+        line = "%-*s" % (width, r["image"])
+        if fragments:
+            line += "  %-19s" % ("%d,%d %dx%d" % (r["y"], r["x"], r["h"], r["w"]))
+        line += "  %10.2f" % r["tvat"]
+        out.append(line + ("  %5d" % r["cls"] if thresholds else ""))
+    scores = np.array([r["tvat"] for r in rows])
+    summary = "%d %s, TVAT %.2f .. %.2f (median %.2f)" % (len(rows), "fragments" if fragments else "images",
+                                                        scores.min(), scores.max(), np.median(scores))
+    if thresholds:
+        counts = np.bincount([r["cls"] for r in rows], minlength=len(thresholds) + 1)
+        summary += "; thresholds %s%s; per class: %s" % (
+            ",".join("%.6g" % t for t in thresholds), " (%s)" % quantiles if quantiles else "",
+            " ".join("%d:%d" % (k, c) for k, c in enumerate(counts)))
+    return out + [summary]

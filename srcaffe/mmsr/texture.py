@@ -179,3 +179,44 @@ def histogram(path, scores, thresholds=(), reference=None, title=None, labels=("
     fig.tight_layout()
     files.save_figure(fig, path)
     return path
+
+
+def input_images(items):
+    """The image files named by image files, folders, dataset names or dataset image names."""
+    from .. import datasets
+    paths = []
+    for item in items:
+        if datasets.is_image_set(item):
+            paths += datasets.list_images(item)
+        else:
+            paths.append(datasets.resolve_image(item))
+    return paths
+
+
+def image_values(path, channel, lr):
+    """The array that is scored, on the 0-255 scale: HxW (Y) or HxWx3 (RGB)."""
+    from .. import evaluation, matlab
+    from ..images import load_image
+    if channel != "rgb":
+        y = evaluation.prepare_pair(path, lr)[1] if lr else matlab.im2double(matlab.rgb2y(load_image(path)))
+        return y * INTENSITY    # with lr: demo_SR.m's im_l
+    img = load_image(path)
+    img = np.dstack([img] * 3) if img.ndim == 2 else img
+    if lr:
+        img = matlab.imresize(matlab.modcrop(img, lr), 1.0 / lr)
+    return np.asarray(img, dtype=np.float64)
+
+
+def score_images(items, channel="y", lr=None, fragment=None, overlap=DEFAULT_OVERLAP, vsp_threshold=VSP_THRESHOLD,
+                 thresholds=()):
+    """[{image, y, x, h, w, tvat, cls}] of the images (or of their fragments) of `items`."""
+    rows = []
+    for path in input_images(items):
+        values = image_values(path, channel, lr)
+        frags = fragments(values.shape, fragment, overlap) if fragment else [(0, 0) + values.shape[:2]]
+        scores = score_fragments(values, frags, vsp_threshold, channels=channel == "rgb")
+        classes = classify(scores, thresholds) if thresholds else [None] * len(frags)
+        name = os.path.splitext(os.path.basename(path))[0]
+        for (y, x, h, w), s, k in zip(frags, scores, classes):
+            rows.append(dict(image=name, y=y, x=x, h=h, w=w, tvat=float(s), cls=None if k is None else int(k)))
+    return rows

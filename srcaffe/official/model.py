@@ -132,7 +132,7 @@ def load_official(name, scale, padding="replicate", weights="auto", authors_shav
     return OfficialModel(name, scale, padding=padding, weights=weights, authors_shave=authors_shave)
 
 
-def evaluate_official(name, scale, datasets_=("Set5", "Set14"), padding="replicate", weights="auto"):
+def evaluate_official(name, scale, datasets_=datasets.EVAL_SETS, padding="replicate", weights="auto"):
     """{dataset: evaluation.evaluate(...) result} of one official model."""
     from ..evaluation import evaluate
 

@@ -16,17 +16,17 @@ LAYER_MODULE = "srcaffe.caffe_layers"
 
 # name -> architecture (srcaffe.nets.MODELS), folder of the .mat files, scales, description.
 MODELS = {
-    "official-fsrcnn": dict(arch="fsrcnn", folder="FSRCNN", scales=(2, 3, 4),
+    "official-fsrcnn": dict(arch="fsrcnn", folder="FSRCNN", scales=nets.SCALES,
                             description="FSRCNN(56,12,4), 91-image + General-100 (ECCV 2016)"),
-    "official-fsrcnn-s": dict(arch="fsrcnn-s", folder="FSRCNN-s", scales=(2, 3, 4),
+    "official-fsrcnn-s": dict(arch="fsrcnn-s", folder="FSRCNN-s", scales=nets.SCALES,
                               description="FSRCNN-s = FSRCNN(32,5,1), 91-image + General-100 (ECCV 2016)"),
-    "official-srcnn-915": dict(arch="srcnn", folder="SRCNN/9-1-5-91images", scales=(2, 3, 4),
+    "official-srcnn-915": dict(arch="srcnn", folder="SRCNN/9-1-5-91images", scales=nets.SCALES,
                                description="SRCNN 9-1-5, 91 images (ECCV 2014)"),
     "official-srcnn-915-imagenet": dict(arch="srcnn", folder="SRCNN/9-1-5-ImageNet", scales=(3,),
                                         description="SRCNN 9-1-5, ImageNet (TPAMI 2015)"),
     "official-srcnn-935": dict(arch="srcnn-935", folder="SRCNN/9-3-5-ImageNet", scales=(3,),
                                description="SRCNN 9-3-5, ImageNet (TPAMI 2015)"),
-    "official-srcnn-955": dict(arch="srcnn-955", folder="SRCNN/9-5-5-ImageNet", scales=(2, 3, 4),
+    "official-srcnn-955": dict(arch="srcnn-955", folder="SRCNN/9-5-5-ImageNet", scales=nets.SCALES,
                                description="SRCNN 9-5-5, ImageNet (TPAMI 2015)"),
 }
 
