@@ -24,11 +24,9 @@ import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspa
 from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (the project's venv)
 
 import argparse
-import shlex
 
 from srcaffe import cli, solvers
 from srcaffe.cli import run_main
-from srcaffe.errors import UserError
 
 
 def parse_args(argv):
@@ -80,48 +78,9 @@ def parser():
     return p
 
 
-def resume_command(model, scale, run_dir, iters=None):
-    """A command a person can paste (quoted: a run folder may hold spaces)."""
-    cmd = ["./run_train.sh", model] + (["--scale", str(scale)] if scale != 3 else []) + \
-        ["--resume", "--run-dir", run_dir] + (["--iters", str(iters)] if iters else [])
-    return " ".join(shlex.quote(a) for a in cmd)
-
-
 def main(argv=None):
-    o = parse_args(argv)
-    from srcaffe import device, runs, trainer
-    caffe = trainer.caffe_binary()
-    if o.engine and not trainer.has_engine_option(caffe):
-        raise UserError("--engine %s: this Caffe (%s) has no -engine option; MKL2017/MKLDNN engines exist only "
-                        "in Intel's Caffe (install it and set CAFFE_ROOT)" % (o.engine, os.path.realpath(caffe)))
-    if o.gpu is not None:
-        device.check_gpu(o.gpu, caffe)
-    try:
-        plan = runs.prepare_run(o, log=lambda msg: print(msg, file=sys.stderr))
-    except runs.NothingToDo as done:
-        print(done)
-        return 0
-    result = trainer.train(plan, caffe, gpu=o.gpu, engine=o.engine)
-    newest = runs.newest_valid_solverstate(plan.run_dir, plan.model, plan.scale, plan.solver, log=lambda m: None)
-    resume = resume_command(plan.model, plan.scale, plan.run_dir)
-    if result.outcome in ("failed", "diverged"):
-        if newest:
-            print("snapshot: %s (the newest whole one)" % newest)
-        if result.outcome == "diverged":   # a tenth of this segment's learning rate
-            resume += " --base-lr %g" % (solvers.base_lr(plan.solver_file) / 10)
-        print("resume:   %s" % resume)
-        print("error: %s; log: %s" % (result.message, plan.log), file=sys.stderr)
-        return result.code
-    if newest:
-        print("snapshot: %s" % newest)
-    if result.outcome == "finished":
-        print("finished at iteration %d; to train further: %s" % (
-            result.iteration, resume_command(plan.model, plan.scale, plan.run_dir, 2 * plan.max_iter)))
-    else:
-        print("resume:   %s" % resume)
-    print("plot:     %s" % " ".join(shlex.quote(a) for a in (
-        sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "plot_log.py"), plan.log)))
-    return result.code
+    from srcaffe import trainer
+    return trainer.run_segment(parse_args(argv))
 
 
 if __name__ == "__main__":
