@@ -64,9 +64,10 @@ def plan(*argv):
 
 
 def refused(*argv):
-    """The one-line message plan_segment refuses the command with."""
+    """The one-line message the command is refused with, by the plan or before it (prepare_run:
+    read, plan and write, so that a refusal that left anything behind would show)."""
     with pytest.raises(UserError) as exc:
-        plan(*argv)
+        segments.prepare_run(opts(*argv), log=lambda line: None)
     assert "\n" not in str(exc.value)
     return str(exc.value)
 
@@ -321,19 +322,24 @@ def test_a_run_restarted_before_its_first_snapshot_keeps_its_weights_and_fillers
 
 
 def test_a_resumed_run_keeps_its_last_learning_rate_unless_given_another(data, tmp_path):
+    def step(*argv, to):
+        """A segment planned, written and ended at iteration `to` (with its snapshot)."""
+        p = plan(MODEL, *argv)
+        runs.end_segment(segments.write_segment(p, log=lambda line: None), "finished", to)
+        snapshot(run_dir, to)
+        return p
+
     run_dir = tmp_path / "annealed"
     trained(run_dir, "--no-aug", "--iters", 4, "--base-lr", 3e-5)
-    kept = plan(MODEL, "--resume", "--run-dir", run_dir, "--iters", 6)
+    kept = step("--resume", "--run-dir", run_dir, "--iters", 6, to=6)
     assert (kept.base_lr, kept.messages[-1]) == (3e-5, "learning rate 3e-05, the last segment's (--base-lr LR to change it)")
     assert "base_lr: 3e-05\n" in content(kept, "solver-from4.prototxt")
-    given = plan(MODEL, "--snapshot", run_dir / "fsrcnn-s_x3_iter_4.solverstate", "--iters", 8, "--base-lr", 1e-4)
+    given = step("--snapshot", run_dir / "fsrcnn-s_x3_iter_6.solverstate", "--iters", 8, "--base-lr", 1e-4, to=8)
     assert given.base_lr == 1e-4 and not [m for m in given.messages if m.startswith("learning rate")]
-    assert "base_lr: 0.0001\n" in content(given, "solver-from4.prototxt")
-    runs.end_segment(segments.write_segment(given, log=lambda line: None), "finished", 8)
-    snapshot(run_dir, 8)
+    assert "base_lr: 0.0001\n" in (run_dir / "solver-from6.prototxt").read_text()
     again = plan(MODEL, "--resume", "--run-dir", run_dir, "--iters", 10)
-    assert again.base_lr == 1e-4
-    assert [seg["base_lr"] for seg in content(again, "run.json")["segments"]] == [3e-5, 1e-4, 1e-4]
+    assert again.base_lr == 1e-4 and "base_lr: 0.0001\n" in content(again, "solver-from8.prototxt")
+    assert [seg["base_lr"] for seg in content(again, "run.json")["segments"]] == [3e-5, 3e-5, 1e-4, 1e-4]
 
     # a run that never set one resumes at the solver file's rate
     run_dir = tmp_path / "plain"
@@ -341,8 +347,8 @@ def test_a_resumed_run_keeps_its_last_learning_rate_unless_given_another(data, t
     p = plan(MODEL, "--resume", "--run-dir", run_dir, "--iters", 4)
     assert p.base_lr is None and p.messages == ["resuming from the newest snapshot: %s" % (
         run_dir / "fsrcnn-s_x3_iter_2.solverstate")]
-    want = solvers.base_lr(paths.solver_file(MODEL, 3, "adam"))
-    assert "base_lr: %g\n" % want in content(p, "solver-from2.prototxt")
+    want = "base_lr: %g\n" % solvers.base_lr(paths.solver_file(MODEL, 3, "adam"))
+    assert want in content(p, "solver-from2.prototxt") and want in (run_dir / "solver-start.prototxt").read_text()
 
 
 def test_segment_settings_are_kept_on_resume_unless_given_again(data, tmp_path):
