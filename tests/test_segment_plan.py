@@ -423,7 +423,10 @@ def test_snapshots_that_cannot_be_resumed_are_refused(data, tmp_path):
     model = state[:-len(".solverstate")] + ".caffemodel"
     assert refused(MODEL, "--snapshot", tmp_path / "nope.solverstate") == \
         "%s: snapshot file not found" % (tmp_path / "nope.solverstate")
-    assert refused(MODEL, "--snapshot", model).startswith("%s is a .caffemodel (weights only)" % model)
+    assert refused(MODEL, "--snapshot", model) == ("%s is a .caffemodel (weights only): --snapshot resumes from a "
+                                                   ".solverstate (use --weights to fine-tune from a .caffemodel)" % model)
+    fine_tuned = plan(MODEL, "--no-aug", "--weights", model, "--iters", 5, "--run-dir", tmp_path / "ft")
+    assert (fine_tuned.weights, fine_tuned.init, fine_tuned.start_iter, fine_tuned.messages) == (model, None, 0, [])
     message = refused("fsrcnn", "--snapshot", state, "--run-dir", tmp_path / "other")
     assert message.startswith(state + " was written for another network") and message.endswith("not fsrcnn x3")
     assert refused(MODEL, "--snapshot", state, "--solver", "sgd", "--run-dir", tmp_path / "o2") == \
