@@ -79,8 +79,9 @@ def parser():
 
 
 def main(argv=None):
+    o = parse_args(argv)   # --help: before anything outside the standard library is imported
     from srcaffe import trainer
-    return trainer.run_segment(parse_args(argv))
+    return trainer.run_segment(o)
 
 
 if __name__ == "__main__":
