@@ -12,7 +12,7 @@ script saved its augmented images as .bmp).
 Layout: a folder per geometry under data/, with train_NNN.h5 + train.txt, test.h5 + test.txt
 (paths relative to the repository root for Caffe run from there: `caffe train -solver
 solvers/...`) and meta.json. A run gives Caffe
-lists of absolute paths written into its run folder (source_lists), after checking every file.
+lists of absolute paths written into its run folder (srcaffe.segments), after checking every file.
 One process prepares a folder at a time (a lock); it is written aside and renamed into place
 whole, so an interrupted preparation leaves nothing that looks prepared, and is cleaned up by
 the next one. Datasets `data` and `label` are float32
@@ -272,12 +272,6 @@ def checked_files(folder):
             check_h5(path, meta["input_size"], meta["label_size"])
         out.append(paths)
     return tuple(out)
-
-
-def source_lists(checked, run_dir):
-    """The absolute source lists Caffe's HDF5Data reads, written into run_dir from checked_files()."""
-    return tuple(files.write_text(os.path.join(run_dir, "data-" + name), "".join(p + "\n" for p in paths))
-                 for name, paths in zip(("train.txt", "test.txt"), checked))
 
 
 def check_matches(folder, model, scale):

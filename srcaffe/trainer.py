@@ -30,8 +30,9 @@ import threading
 import time
 from collections import namedtuple
 
-from . import caffelog, files, paths, runs, snapshots
+from . import caffelog, device, files, paths, runs, segments, snapshots, solvers
 from .errors import UserError
+from .paths import repo_path
 
 DEFAULT_SNAPSHOT_MINUTES = runs.DEFAULT_SNAPSHOT_MINUTES
 BROKEN = ".broken"
@@ -292,3 +293,41 @@ def failure_lines(log_path, n=5):
         lines = f.read().splitlines()[-400:]
     picked = [l for l in lines if l[:1] in "EF" and l[1:2].isdigit() or "Check failed" in l or "Error" in l]
     return "\n".join((picked or lines)[-n:])
+
+
+# ---- ./run_train.sh (tools/train.py) --------------------------------------------------------------
+
+def run_segment(o):
+    """One segment for the options of tools/train.py: checked, prepared, trained; prints where
+    the snapshot is and the command that goes on. Returns the exit code."""
+    caffe = caffe_binary()
+    if o.engine and not has_engine_option(caffe):
+        raise UserError("--engine %s: this Caffe (%s) has no -engine option; MKL2017/MKLDNN engines exist only "
+                        "in Intel's Caffe (install it and set CAFFE_ROOT)" % (o.engine, os.path.realpath(caffe)))
+    if o.gpu is not None:
+        device.check_gpu(o.gpu, caffe)
+    try:
+        plan = segments.prepare_run(o, log=lambda msg: print(msg, file=sys.stderr))
+    except runs.NothingToDo as done:
+        print(done)
+        return 0
+    result = train(plan, caffe, gpu=o.gpu, engine=o.engine)
+    newest = runs.newest_valid_solverstate(plan.run_dir, plan.model, plan.scale, plan.solver, log=lambda m: None)
+    resume = runs.resume_command(plan.model, plan.scale, plan.run_dir)
+    if result.outcome in ("failed", "diverged"):
+        if newest:
+            print("snapshot: %s (the newest whole one)" % newest)
+        if result.outcome == "diverged":   # a tenth of this segment's learning rate
+            resume += " --base-lr %g" % (solvers.base_lr(plan.solver_file) / 10)
+        print("resume:   %s" % resume)
+        print("error: %s; log: %s" % (result.message, plan.log), file=sys.stderr)
+        return result.code
+    if newest:
+        print("snapshot: %s" % newest)
+    if result.outcome == "finished":
+        print("finished at iteration %d; to train further: %s" % (
+            result.iteration, runs.resume_command(plan.model, plan.scale, plan.run_dir, 2 * plan.max_iter)))
+    else:
+        print("resume:   %s" % resume)
+    print("plot:     %s" % runs.quoted([sys.executable, repo_path("tools", "plot_log.py"), plan.log]))
+    return result.code

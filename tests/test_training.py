@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from srcaffe import ROOT, hdf5_patches, nets, paths, runs
+from srcaffe import ROOT, hdf5_patches, nets, paths
 
 from helpers import RUN_TRAIN, assert_error_line, assert_figure, run_train
 
@@ -174,37 +174,21 @@ def test_srcnn_under_adam_starts_from_he_fillers(env, tmp_path):
         conv1_std[solver] = net.params["conv1"][0].data.std()
     assert 0.12 < conv1_std["adam"] < 0.2      # msra: sqrt(2 / (9*9)) = 0.157
     assert conv1_std["sgd"] < 0.005            # gaussian 0.001, two small SGD steps later
-    out = run_train(env, "srcnn", "--init", "authors", "--iters", 2, "--run-dir", tmp_path / "adam-authors")
-    assert out.returncode == 0 and "std: 0.001" in (tmp_path / "adam-authors" / "train_test-start.prototxt").read_text()
-    assert_error_line(run_train(env, "fsrcnn-s", "--init", "he"), "FSRCNN")
-    assert_error_line(run_train(env, "srcnn", "--init", "xavier"), "unknown --init 'xavier'")
-    assert_error_line(run_train(env, "srcnn", "--init", "he", "--resume", "--run-dir", tmp_path / "adam"), "--init")
+    # --init and its refusals: tests/test_segment_plan.py
 
 
 @pytest.mark.slow
 def test_bad_inputs_are_one_line_errors(env, tmp_path):
+    """What the tool itself refuses, and one refusal of the plan, as the user meets them (the
+    refusals of every option and run folder: tests/test_segment_plan.py)."""
     assert_error_line(run_train(env, "vdsr"), "unknown model 'vdsr'")
     assert_error_line(run_train(env, "fsrcnn", "--scale", 5), "scale")
-    assert_error_line(run_train(env, "fsrcnn", "--snapshot", tmp_path / "nope.solverstate"), "nope.solverstate", "not found")
     assert_error_line(run_train(env, "fsrcnn", "--bogus"), "unknown option")
     assert_error_line(run_train(env, "fsrcnn", "--gpu", 0), "CPU-only")
     assert_error_line(run_train(env, "fsrcnn", "--engine", "MKLDNN"), "-engine")
-
-    run_dir = tmp_path / "r"
-    assert run_train(env, "fsrcnn-s", "--iters", 10, "--run-dir", run_dir).returncode == 0
-    model = run_dir / "fsrcnn-s_x3_iter_10.caffemodel"
-    state = run_dir / "fsrcnn-s_x3_iter_10.solverstate"
-    assert_error_line(run_train(env, "fsrcnn-s", "--snapshot", model), ".caffemodel", "--weights")
-    assert_error_line(run_train(env, "fsrcnn", "--snapshot", state, "--run-dir", tmp_path / "other"), "another network")
-    assert_error_line(run_train(env, "fsrcnn-s", "--snapshot", state, "--solver", "sgd", "--run-dir", tmp_path / "o2"),
-                   "adam")
-    assert_error_line(run_train(env, "fsrcnn-s", "--snapshot", state, "--iters", 5, "--run-dir", tmp_path / "o3"),
-                   "--iters 5", "iteration 10")
-    assert not any((tmp_path / d).exists() for d in ("other", "o2", "o3"))   # refused: no empty run folder left
-    # a run folder of x3 resumed as x2: the data/net scale mismatch is named before Caffe starts
-    assert_error_line(run_train(env, "fsrcnn-s", "--scale", 2, "--snapshot", state), "x3", "x2")
-    assert_error_line(run_train(env, "fsrcnn-s", "--iters", 5, "--run-dir", run_dir), "already holds a run")
-    assert run_train(env, "fsrcnn-s", "--weights", model, "--iters", 5, "--run-dir", tmp_path / "ft").returncode == 0
+    out = run_train(env, "fsrcnn-s", "--init", "he", "--run-dir", tmp_path / "r")
+    assert_error_line(out, "--init he is for SRCNN", "FSRCNN")
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.slow
@@ -219,23 +203,22 @@ def test_data_of_another_scale_is_caught_before_caffe(env, tmp_path):
 
 @pytest.mark.slow
 def test_a_moved_run_folder_still_resumes(env, tmp_path):
+    """A solverstate naming an absolute path that is gone: Caffe resumes from the relocated copy
+    naming the caffemodel beside it (a folder moved with relative names: test_segment_plan.py)."""
     from caffe.proto import caffe_pb2
     run_dir = tmp_path / "orig"
     assert run_train(env, "fsrcnn-s", "--iters", 10, "--run-dir", run_dir).returncode == 0
     moved = tmp_path / "moved"
     run_dir.rename(moved)
-    # snapshots name their weights relative to the run folder: the moved folder just works
+    state = caffe_pb2.SolverState()
+    state.ParseFromString((moved / "fsrcnn-s_x3_iter_10.solverstate").read_bytes())
+    state.learned_net = "/gone/elsewhere/fsrcnn-s_x3_iter_10.caffemodel"
+    (moved / "fsrcnn-s_x3_iter_10.solverstate").write_bytes(state.SerializeToString())
     out = run_train(env, "fsrcnn-s", "--snapshot", moved / "fsrcnn-s_x3_iter_10.solverstate", "--iters", 15)
     assert out.returncode == 0, out.stderr[-1500:]
-    # an older solverstate naming an absolute path that is gone: relocated to the file beside it
-    state = caffe_pb2.SolverState()
-    state.ParseFromString((moved / "fsrcnn-s_x3_iter_15.solverstate").read_bytes())
-    state.learned_net = "/gone/elsewhere/fsrcnn-s_x3_iter_15.caffemodel"
-    (moved / "fsrcnn-s_x3_iter_15.solverstate").write_bytes(state.SerializeToString())
-    out = run_train(env, "fsrcnn-s", "--snapshot", moved / "fsrcnn-s_x3_iter_15.solverstate", "--iters", 20)
-    assert out.returncode == 0, out.stderr[-1500:]
-    assert (moved / "fsrcnn-s_x3_iter_15.relocated.solverstate").exists()
-    assert (moved / "fsrcnn-s_x3_iter_20.caffemodel").exists()
+    assert (moved / "fsrcnn-s_x3_iter_10.relocated.solverstate").exists()
+    assert (moved / "fsrcnn-s_x3_iter_15.caffemodel").exists()
+    assert iterations((moved / "train.log").read_text().split("Resuming from")[1])[0] == 10
 
 
 @pytest.mark.slow
@@ -254,34 +237,6 @@ def test_x2_from_x3_fine_tunes_only_the_deconvolution(env, tmp_path):
     for name in before.params:
         same = all(np.array_equal(a.data, b.data) for a, b in zip(before.params[name], after.params[name]))
         assert same == (name != "conv3"), name      # everything frozen but the deconvolution
-    assert_error_line(run_train(env, "fsrcnn-s", "--deconv-only", "--iters", 5), "--deconv-only")
-
-
-@pytest.mark.slow
-def test_a_resumed_run_keeps_its_last_learning_rate_unless_given_another(env, tmp_path):
-    def solver_lr(path):
-        return float(re.search(r"(?m)^base_lr: (\S+)", open(path).read()).group(1))
-
-    def base_lr(segment):
-        return solver_lr(run_dir / ("solver-%s.prototxt" % segment))
-
-    run_dir = tmp_path / "annealed"
-    assert run_train(env, "fsrcnn-s", "--iters", 4, "--base-lr", 3e-5, "--run-dir", run_dir).returncode == 0
-    kept = run_train(env, "fsrcnn-s", "--resume", "--run-dir", run_dir, "--iters", 6)
-    assert kept.returncode == 0, kept.stderr[-1500:]
-    assert base_lr("from4") == 3e-5 and "learning rate 3e-05, the last segment's" in kept.stderr
-    state = run_dir / "fsrcnn-s_x3_iter_6.solverstate"
-    assert run_train(env, "fsrcnn-s", "--snapshot", state, "--iters", 8, "--base-lr", 1e-4).returncode == 0
-    assert base_lr("from6") == 1e-4
-    assert run_train(env, "fsrcnn-s", "--resume", "--run-dir", run_dir, "--iters", 10).returncode == 0
-    assert base_lr("from8") == 1e-4
-    assert [seg["base_lr"] for seg in runs.read_run(str(run_dir))["segments"]] == [3e-5, 3e-5, 1e-4, 1e-4]
-
-    # a run that never set one resumes at the solver file's rate
-    run_dir = tmp_path / "plain"
-    assert run_train(env, "fsrcnn-s", "--iters", 2, "--run-dir", run_dir).returncode == 0
-    assert run_train(env, "fsrcnn-s", "--resume", "--run-dir", run_dir, "--iters", 4).returncode == 0
-    assert base_lr("start") == base_lr("from2") == solver_lr(paths.solver_file("fsrcnn-s", 3, "adam"))
 
 
 @pytest.mark.slow

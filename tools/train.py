@@ -26,7 +26,6 @@ from srcaffe.venv import reexec_in_venv; reexec_in_venv()  # noqa: E402,E702 (th
 import argparse
 
 from srcaffe import cli, solvers
-from srcaffe.errors import UserError
 
 
 def parse_args(argv):
@@ -79,40 +78,9 @@ def parser():
 
 
 def main(argv=None):
-    o = parse_args(argv)
-    from srcaffe import device, runs, trainer
-    caffe = trainer.caffe_binary()
-    if o.engine and not trainer.has_engine_option(caffe):
-        raise UserError("--engine %s: this Caffe (%s) has no -engine option; MKL2017/MKLDNN engines exist only "
-                        "in Intel's Caffe (install it and set CAFFE_ROOT)" % (o.engine, os.path.realpath(caffe)))
-    if o.gpu is not None:
-        device.check_gpu(o.gpu, caffe)
-    try:
-        plan = runs.prepare_run(o, log=lambda msg: print(msg, file=sys.stderr))
-    except runs.NothingToDo as done:
-        print(done)
-        return 0
-    result = trainer.train(plan, caffe, gpu=o.gpu, engine=o.engine)
-    newest = runs.newest_valid_solverstate(plan.run_dir, plan.model, plan.scale, plan.solver, log=lambda m: None)
-    resume = runs.resume_command(plan.model, plan.scale, plan.run_dir)
-    if result.outcome in ("failed", "diverged"):
-        if newest:
-            print("snapshot: %s (the newest whole one)" % newest)
-        if result.outcome == "diverged":   # a tenth of this segment's learning rate
-            resume += " --base-lr %g" % (solvers.base_lr(plan.solver_file) / 10)
-        print("resume:   %s" % resume)
-        print("error: %s; log: %s" % (result.message, plan.log), file=sys.stderr)
-        return result.code
-    if newest:
-        print("snapshot: %s" % newest)
-    if result.outcome == "finished":
-        print("finished at iteration %d; to train further: %s" % (
-            result.iteration, runs.resume_command(plan.model, plan.scale, plan.run_dir, 2 * plan.max_iter)))
-    else:
-        print("resume:   %s" % resume)
-    print("plot:     %s" % runs.quoted([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                                   "plot_log.py"), plan.log]))
-    return result.code
+    o = parse_args(argv)   # --help: before anything outside the standard library is imported
+    from srcaffe import trainer
+    return trainer.run_segment(o)
 
 
 if __name__ == "__main__":
