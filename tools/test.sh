@@ -19,7 +19,7 @@
 # SRCAFFE_TEST_CUDA_ARCHS says otherwise: cached, no GPU needed; ~30 min on 2 cores the first time)
 # runs only when a selected test is marked `cuda`; with no -m given it compiles in the background
 # at low priority while the tests marked neither `cuda` nor `docker` run, and those two marks run
-# after it, in a second pytest session. The `docker` tests build the CPU and sm_90 GPU
+# after it, in a second pytest run. The `docker` tests build the CPU and sm_90 GPU
 # images with docker/build.sh, which puts this machine's build of the same recipe into them
 # (docs/testing.md); it installs docker.io and starts dockerd when no engine answers.
 set -euo pipefail
@@ -86,7 +86,7 @@ if [ -n "${CUDA_PID:-}" ]; then
     wait "$CUDA_PID" || { tail -n 5 "$CUDA_LOG" >&2; say "the CUDA build failed (log: $CUDA_LOG)"; }
     rc2=0
     py_test -m "cuda or docker" "${PYTEST[@]}" || rc2=$?
-    # one session collecting nothing is fine (a file of `cuda` tests alone), both is not
+    # one run collecting nothing is fine (a file of `cuda` tests alone), both is not
     if [ "$rc" = 5 ]; then rc=$rc2; elif [ "$rc2" != 5 ] && [ "$rc" = 0 ]; then rc=$rc2; fi
 else
     py_test "${ARGS[@]}" "${PYTEST[@]}" || rc=$?
