@@ -329,7 +329,9 @@ def test_bad_budget_is_refused(tmp_path):
 
 # ---- real nets: training losses and the shipped models' PSNR --------------------------------------
 
-TRAIN_ITERS = 200
+# Adam iterations per model: SRCNN's are ~15x FSRCNN's cost (its 9x9 and 5x5 layers on 33x33 patches),
+# and a wrong gradient shows within a few iterations either way
+TRAIN_ITERS = {"fsrcnn": 200, "srcnn": 80}
 # Relative difference allowed between the two paths' losses at every iteration. The paths differ
 # by float rounding in the GEMMs (sums blocked over a chunk rather than one image) and in the
 # weight-gradient sums; Adam feeds it back into the weights, so the losses drift apart slowly
@@ -352,7 +354,7 @@ def small_training_data(tmp_path, model):
 
 
 def train_losses(tmp_path, model, listing, mb, tag):
-    """Losses of TRAIN_ITERS Adam iterations of the model's train net (the toolkit's solver file,
+    """Losses of TRAIN_ITERS[model] Adam iterations of the model's train net (the toolkit's solver file,
     without its test net) from the same seeded fillers, under the budget `mb`."""
     import re
     from srcaffe import paths, solvers
@@ -367,7 +369,7 @@ def train_losses(tmp_path, model, listing, mb, tag):
     s = solvers.read(paths.solver_file(model, 3, "adam"))
     s.ClearField("test_iter")
     s.ClearField("test_interval")
-    s.net, s.max_iter, s.display, s.snapshot, s.snapshot_prefix = str(net_path), TRAIN_ITERS, 0, 0, str(tmp_path / tag)
+    s.net, s.max_iter, s.display, s.snapshot, s.snapshot_prefix = str(net_path), TRAIN_ITERS[model], 0, 0, str(tmp_path / tag)
     solver_text = solvers.to_text(s)
     solver_path = tmp_path / ("%s-%s-solver.prototxt" % (model, tag))
     solver_path.write_text(solver_text)
@@ -375,13 +377,13 @@ def train_losses(tmp_path, model, listing, mb, tag):
     caffe.set_random_seed(1701)
     solver = caffe.get_solver(str(solver_path))
     losses = []
-    for _ in range(TRAIN_ITERS):
+    for _ in range(TRAIN_ITERS[model]):
         solver.step(1)
         losses.append(float(solver.net.blobs["loss"].data))
     return np.array(losses)
 
 
-@pytest.mark.slow   # 2 x 200 Adam iterations of the toolkit's nets on T91 patches
+@pytest.mark.slow   # 2 x TRAIN_ITERS Adam iterations of the toolkit's nets on T91 patches
 @pytest.mark.parametrize("model", ["fsrcnn", "srcnn"])
 def test_training_losses_match_the_stock_path(fetched, tmp_path, model):
     listing, n = small_training_data(tmp_path, model)
