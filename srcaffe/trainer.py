@@ -287,14 +287,6 @@ def failure_reason(plan, status, log_error=None, set_aside=()):
     return "%s%s; see %s" % (what, aside, plan.log)
 
 
-def failure_lines(log_path, n=5):
-    """Caffe's error lines at the end of a log (glog E/F lines, failed checks), else its last lines."""
-    with open(log_path, errors="replace") as f:
-        lines = f.read().splitlines()[-400:]
-    picked = [l for l in lines if l[:1] in "EF" and l[1:2].isdigit() or "Check failed" in l or "Error" in l]
-    return "\n".join((picked or lines)[-n:])
-
-
 # ---- ./run_train.sh (tools/train.py) --------------------------------------------------------------
 
 def run_segment(o):

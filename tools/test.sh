@@ -72,6 +72,7 @@ if [ "${SRCAFFE_SKIP_CUDA:-0}" != 1 ]; then
                 # too, and the `docker` tests' own build of it then comes from Docker's cache.
                 nice -n 19 bash "$REPO/docker/build.sh" --tag "${SRCAFFE_TEST_IMAGES:-srcaffe}:cpu" \
                     >"$SRCAFFE_CACHE_DIR/test-cpu-image.log" 2>&1 &
+                IMAGE_PID=$!
             fi
         else
             bash "$REPO/tools/setup.sh" --cuda --build-only
@@ -84,6 +85,9 @@ rc=0
 if [ -n "${CUDA_PID:-}" ]; then
     py_test -m "not cuda and not docker" "${PYTEST[@]}" || rc=$?
     wait "$CUDA_PID" || { tail -n 5 "$CUDA_LOG" >&2; say "the CUDA build failed (log: $CUDA_LOG)"; }
+    # the image build holds docker/build.sh's lock, which the `docker` tests check is free; a
+    # failure here shows again in their own build
+    [ -z "${IMAGE_PID:-}" ] || wait "$IMAGE_PID" || say "the CPU image's early build failed (log: $SRCAFFE_CACHE_DIR/test-cpu-image.log)"
     rc2=0
     py_test -m "cuda or docker" "${PYTEST[@]}" || rc2=$?
     # one run collecting nothing is fine (a file of `cuda` tests alone), both is not
