@@ -52,10 +52,24 @@ def recipe_line(blas="open", variant="cpu", cuda_id="", py_ver=None, numpy_ver=N
     if py_ver is None:
         py_ver = "%d.%d" % sys.version_info[:2]
     if numpy_ver is None:
-        import numpy
-        numpy_ver = numpy.__version__
+        numpy_ver = _numpy_version()
     return "%s py%s numpy%s %s %s src%s" % (blas, py_ver, numpy_ver, variant, cuda_id or "",
                                             source or paths.caffe_source() or "debian")
+
+
+def _numpy_version():
+    """The venv's NumPy version from its installed .dist-info folder (importing NumPy costs a
+    quarter of a second per call, and setup.sh asks on every tool start); NumPy's own as a fallback."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("numpy")
+    if spec and spec.origin:
+        site = os.path.dirname(os.path.dirname(spec.origin))
+        found = glob.glob(os.path.join(site, "numpy-*.dist-info"))
+        if len(found) == 1:
+            return os.path.basename(found[0])[len("numpy-"):-len(".dist-info")]
+    import numpy
+    return numpy.__version__
 
 
 def key(blas="open", variant="cpu", cuda_id="", repo=paths.ROOT, **line):

@@ -55,10 +55,10 @@ def ldd_pairs(binary, env=None):
 
 def net_and_solver():
     """The bundle's net.prototxt and solver.prototxt (pycaffe's net_spec and caffe_pb2)."""
-    from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
-    from . import hdf5_patches, nets, solvers
+    from . import hdf5_patches, nets, pycaffe, solvers
+    caffe_pb2 = pycaffe.caffe_pb2()
     net = nets.train_test_net(MODEL, SCALE, "data/train.txt", "data/test.txt", nets.geometry(MODEL, SCALE).label_size)
     s = text_format.Parse(solvers.solver_text(MODEL, SCALE, SOLVER, "net.prototxt", hdf5_patches.TEST_PATCHES),
                           caffe_pb2.SolverParameter())

@@ -207,8 +207,27 @@ def _net_spec(model, scale, data, frozen=False, init="authors"):
             if frozen:
                 prelu["param"] = [dict(lr_mult=0)]
             act = L.PReLU(top, **prelu) if fsrcnn else L.ReLU(top, in_place=True)
-            setattr(n, ("prelu" if fsrcnn else "relu") + layer.name[4:], act)
+            setattr(n, activation_name(layer, fsrcnn), act)
     return n, top
+
+
+def activation_name(layer, fsrcnn):
+    """The name of the activation after a spatial layer: prelu2 after conv2, relu1 after conv1."""
+    return ("prelu" if fsrcnn else "relu") + layer.name[4:]
+
+
+def learnable_layers(model, scale):
+    """(layer name, number of blobs) of a net's learnable layers in Caffe's order: each spatial
+    layer (weight, bias), then for FSRCNN its PReLU (one slope). param_shapes() lists the blobs in
+    this order, so the two together name every blob without building the net."""
+    spec = layers(model, scale)
+    fsrcnn = isinstance(architecture(model), FSRCNN)
+    out = []
+    for i, layer in enumerate(spec):
+        out.append((layer.name, 2))
+        if fsrcnn and i < len(spec) - 1:
+            out.append((activation_name(layer, fsrcnn), 1))
+    return out
 
 
 def train_test_net(model, scale, train_source, test_source, label_size, frozen=False, init="authors"):

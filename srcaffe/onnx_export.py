@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from . import files, nets
+from . import files, nets, pycaffe
 from .errors import UserError
 from .outputs import PADS
 from .paths import ROOT
@@ -157,7 +157,7 @@ def to_onnx(prototxt, params, graph_name, doc="", borders=None):
     borders: None, or (mode, pad, (crop_begin, crop_end)) to pad the input ('edge' or
     'constant') and crop the output as srcaffe.inference does."""
     import onnx
-    from caffe.proto import caffe_pb2
+    caffe_pb2 = pycaffe.caffe_pb2()
     from google.protobuf import text_format
     from onnx import TensorProto, helper
 
@@ -277,7 +277,7 @@ def export(model, dest, scale=None, arch=None, force=False, borders=None, log=No
 def mult_adds(prototxt, height, width):
     """Multiply-adds of one forward pass of a deploy net on a 1 x C x height x width input, from
     its layer shapes (convolutions and deconvolutions; activations, pads and crops are not counted)."""
-    from caffe.proto import caffe_pb2
+    caffe_pb2 = pycaffe.caffe_pb2()
     from google.protobuf import text_format
 
     net = text_format.Parse(prototxt, caffe_pb2.NetParameter())

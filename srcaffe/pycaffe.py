@@ -10,6 +10,38 @@ def caffe():
     return module
 
 
+def caffe_pb2():
+    """Caffe's generated protobuf module (NetParameter, SolverParameter, SolverState, ...). Reading
+    and writing prototxt and snapshots needs only it, so it is loaded from the caffe package's
+    folder without running the package's __init__ (which loads _caffe.so, and caffe.io loads
+    scikit-image and SciPy: about a second per process). It is registered under its own name,
+    caffe.proto.caffe_pb2, so that a later `import caffe` takes this same module."""
+    import sys
+
+    name = "caffe.proto.caffe_pb2"
+    if name in sys.modules:
+        return sys.modules[name]
+    if "caffe" not in sys.modules:
+        import importlib.util
+
+        spec = importlib.util.find_spec("caffe")
+        locations = (spec and spec.submodule_search_locations) or []
+        for folder in locations:
+            path = os.path.join(folder, "proto", "caffe_pb2.py")
+            if os.path.isfile(path):
+                module_spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[name] = module
+                try:
+                    module_spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
+                return module
+    from caffe.proto import caffe_pb2 as module
+    return module
+
+
 def net(prototxt, weights=None):
     """A caffe.Net in the TEST phase from a prototxt file, or from prototxt text (a string holding
     'layer', written to a temporary file that is removed once Caffe has read it), with weights

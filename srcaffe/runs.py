@@ -24,7 +24,7 @@ import re
 import shlex
 from collections import namedtuple
 
-from . import files, hdf5_patches, nets, snapshots, solvers
+from . import files, hdf5_patches, nets, pycaffe, snapshots, solvers
 from .errors import UserError
 from .paths import net_file, solver_file
 
@@ -197,7 +197,7 @@ def base_net_text(model, scale, kind):
 
 def base_solver(model, scale, solver):
     """The committed solver, or for a variant (fsrcnn-D-S-M) the generator's."""
-    from caffe.proto import caffe_pb2
+    caffe_pb2 = pycaffe.caffe_pb2()
     from google.protobuf import text_format
 
     path = solver_file(model, scale, solver)
@@ -210,7 +210,7 @@ def base_solver(model, scale, solver):
 
 def segment_net(base_text, sources):
     """A base train/test net (base_net_text) with this run's data lists (train, test)."""
-    from caffe.proto import caffe_pb2
+    caffe_pb2 = pycaffe.caffe_pb2()
     from google.protobuf import text_format
 
     net = text_format.Parse(base_text, caffe_pb2.NetParameter())

@@ -6,7 +6,7 @@ net, "Incorrect length of history blobs").
 import os
 import re
 
-from . import nets
+from . import nets, pycaffe
 from .errors import UserError
 from .weights import blob_shape, check_weights, parse_message
 
@@ -50,7 +50,7 @@ def pair(run_dir, at=None):
 
 def read_solverstate(path):
     """The parsed SolverState of a file, or a one-line UserError."""
-    from caffe.proto import caffe_pb2
+    caffe_pb2 = pycaffe.caffe_pb2()
 
     if not os.path.isfile(path):
         raise UserError("%s: snapshot file not found" % path)

@@ -6,7 +6,7 @@ sgd:  the authors' solvers (SRCNN_solver.prototxt: SGD, momentum 0.9, fixed lr 1
 adam: the CPU user's variant: Caffe's Adam at 1e-3 reaches FSRCNN's paper numbers in ~1e5
       iterations instead of the ~1e7 SGD needs, i.e. hours instead of weeks on 2 cores.
 """
-from . import nets
+from . import nets, pycaffe
 from .errors import UserError
 
 SOLVERS = ("adam", "sgd")
@@ -26,7 +26,7 @@ def check_name(solver):
 
 def solver_text(model, scale, solver, net_path, test_patches):
     """The committed solver file of a model (tools/make_nets.py)."""
-    from caffe.proto import caffe_pb2
+    caffe_pb2 = pycaffe.caffe_pb2()
 
     settings = SETTINGS[check_name(solver)]
     fsrcnn = isinstance(nets.architecture(model), nets.FSRCNN)
@@ -65,7 +65,7 @@ def to_text(message):
 
 def read(path):
     """A solver file as a SolverParameter (one line naming the file if it does not parse)."""
-    from caffe.proto import caffe_pb2
+    caffe_pb2 = pycaffe.caffe_pb2()
     from google.protobuf import text_format
 
     try:

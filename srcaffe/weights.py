@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from . import nets
+from . import nets, pycaffe
 from .errors import UserError
 
 DEFAULT_SCALE = 3
@@ -25,16 +25,10 @@ def _fmt(shapes):
 
 @functools.lru_cache(maxsize=None)
 def expected_blobs(model, scale):
-    """{layer name: [blob shapes]} of a model's learnable layers, from its deploy prototxt."""
-    from caffe.proto import caffe_pb2
-    from google.protobuf import text_format
-
-    net = text_format.Parse(nets.arch(model, scale).deploy_prototxt(), caffe_pb2.NetParameter())
+    """{layer name: [blob shapes]} of a model's learnable layers, in the deploy net's order."""
     shapes, out = list(nets.arch(model, scale).param_shapes), {}
-    for layer in net.layer:
-        n = {"Convolution": 2, "Deconvolution": 2, "PReLU": 1}.get(layer.type, 0)
-        if n:
-            out[layer.name], shapes = shapes[:n], shapes[n:]
+    for name, n in nets.learnable_layers(model, scale):
+        out[name], shapes = shapes[:n], shapes[n:]
     return out
 
 
@@ -50,7 +44,7 @@ def parse_message(path, message, what):
 
 def read_blobs(path):
     """{layer name: [(shape, blob)]} of a .caffemodel (parsed by protobuf, not by Caffe)."""
-    from caffe.proto import caffe_pb2
+    caffe_pb2 = pycaffe.caffe_pb2()
 
     if not os.path.isfile(path):
         raise UserError("%s: not found" % path)

@@ -7,11 +7,18 @@ Nothing is ever downloaded.
 """
 import os
 
-import pytest
+# Parallel workers (pytest-xdist, as tools/test.sh runs the suite) share the cores: one thread each
+# for Caffe's OpenMP and OpenBLAS, set before NumPy or any Caffe is loaded (a test that is about
+# threads sets its own count).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
-from srcaffe import paths
+import pytest  # noqa: E402
 
-from helpers import require
+from srcaffe import paths  # noqa: E402
+
+from helpers import require  # noqa: E402
 
 SHARED = os.environ.get("SRCAFFE_SHARED_DATASETS") or os.path.join(paths.SHARED, "datasets")
 

@@ -18,7 +18,9 @@ from srcaffe.errors import UserError
 
 from helpers import caffe_train_losses
 
-pytestmark = pytest.mark.cuda   # SRCAFFE_SKIP_CUDA=1 skips them (tests/conftest.py)
+# SRCAFFE_SKIP_CUDA=1 skips them (tests/conftest.py); one xdist worker runs them all (the module's
+# fixtures once)
+pytestmark = [pytest.mark.cuda, pytest.mark.xdist_group("cuda-build")]
 GPU_CHECK = os.path.join(ROOT, "tools", "gpu_check.sh")
 MiB = 1 << 20
 

@@ -31,7 +31,9 @@ from srcaffe.paths import cache_dir
 
 from helpers import CAFFE_TRAIN_ENV, caffe_train_losses, require
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker]   # SRCAFFE_SKIP_DOCKER=1 skips them (tests/conftest.py)
+# SRCAFFE_SKIP_DOCKER=1 skips them (tests/conftest.py); one xdist worker runs them all (one build
+# of each image, the engine's lock taken by one test at a time)
+pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.xdist_group("docker")]
 
 NAME = os.environ.get("SRCAFFE_TEST_IMAGES") or "srcaffe"
 IMAGE = NAME + ":cpu"

@@ -89,7 +89,9 @@ fi
 REQ_HASH=$(sha256sum "$REPO/requirements.txt" | cut -c1-16)
 if [ "$(cat "$VENV/.srcaffe-requirements" 2>/dev/null)" != "$REQ_HASH" ]; then
     say "installing Python requirements into $VENV"
-    "$PY" -m pip install -q --disable-pip-version-check -r "$REPO/requirements.txt" \
+    # --no-compile: the modules a run imports are byte-compiled on first use (half of pip's time
+    # is compiling every module of SciPy, OpenCV, ...; docker/Dockerfile compiles its read-only venv)
+    "$PY" -m pip install -q --no-compile --disable-pip-version-check -r "$REPO/requirements.txt" \
         || die "pip install -r requirements.txt failed"
     echo "$REQ_HASH" >"$VENV/.srcaffe-requirements"
 fi
@@ -111,6 +113,11 @@ link_caffe() {  # $1: caffe binary, $2: folder holding the pycaffe package (may 
 }
 check_caffe() {  # the linked caffe runs and pycaffe imports with this venv's NumPy
     "$VENV/bin/caffe" --version >/dev/null 2>&1 && "$PY" -c 'import caffe' >/dev/null 2>&1
+}
+still_linked() {  # once checked: the linked caffe runs and its pycaffe's extension is in place
+    # (the key names the venv's Python and NumPy, so an import, about a second, proves no more)
+    local py; py=$(cat "$SITE/srcaffe-caffe.pth" 2>/dev/null) || return 1
+    "$VENV/bin/caffe" --version >/dev/null 2>&1 && [ -f "$py/caffe/_caffe.so" ]
 }
 
 record_build() {  # where this venv's CPU / CUDA build lives, for tests and tools (srcaffe.device)
@@ -138,7 +145,7 @@ CAFFE_VERSION=${PREFIX##*/caffe-} CAFFE_VERSION=${CAFFE_VERSION%%-*}   # caffe-<
 if [ "$VARIANT" = cuda ]; then NAME="$CAFFE_VERSION ($BLAS, CUDA)"; else NAME="$CAFFE_VERSION ($BLAS)"; fi
 
 if [ "$REBUILD" = 0 ] && [ "$BUILD_ONLY" = 0 ] && [ -z "${CAFFE_ROOT:-}" ] && [ -x "$VENV/bin/caffe" ] \
-   && grep -qx "key=$KEY" "$VENV/.srcaffe-caffe" 2>/dev/null && check_caffe; then
+   && grep -qx "key=$KEY" "$VENV/.srcaffe-caffe" 2>/dev/null && still_linked; then
     record_build
     say "Caffe $NAME ready: $(readlink -f "$VENV/bin/caffe")"
     exit 0

@@ -14,13 +14,15 @@
 # tools/test.sh tests/test_predict.py, tools/test.sh -m cuda.
 #
 # The tiers are pytest marks (pytest.ini): `slow` (trains, or runs a whole tool over datasets),
-# `cuda` (the CUDA build of Caffe), `docker` (the Docker images). Before any CUDA build, the
-# selection is collected: tools/setup.sh --cuda --build-only (sm_90 only unless
-# SRCAFFE_TEST_CUDA_ARCHS says otherwise: cached, no GPU needed; ~30 min on 2 cores the first time)
-# runs only when a selected test is marked `cuda`; with no -m given it compiles in the background
-# at low priority while the tests marked neither `cuda` nor `docker` run, and those two marks run
-# after it, in a second pytest run. The `docker` tests build the CPU and sm_90 GPU
-# images with docker/build.sh, which puts this machine's build of the same recipe into them
+# `cuda` (the CUDA build of Caffe), `docker` (the Docker images). The tests run in parallel
+# workers (pytest-xdist: one per core, at most 4, one thread each; -n 0 runs them in this process).
+# Before any CUDA build, the selection is collected: tools/setup.sh --cuda --build-only (sm_90
+# only unless SRCAFFE_TEST_CUDA_ARCHS says otherwise: cached, no GPU needed; ~25 min on 2 cores the
+# first time) runs only when a selected test is marked `cuda`. With no -m given it compiles in the
+# background at low priority, and the GPU image after it, while the tests marked neither `cuda`
+# nor `docker` run; those two marks run after it, in a second pytest run (once everything is
+# cached, all of it is one run). The `docker` tests build the CPU and sm_90 GPU images with
+# docker/build.sh, which puts this machine's build of the same recipe into them
 # (docs/testing.md); it installs docker.io and starts dockerd when no engine answers.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -60,17 +62,23 @@ if [ "${SRCAFFE_SKIP_CUDA:-0}" != 1 ]; then
         bash "$REPO/tools/setup.sh" --cpu --build-only   # what the CUDA build's losses are compared with
         if [ ${#ARGS[@]} = 0 ] && ! printf '%s\n' "${PYTEST[@]}" | grep -qx -- '-m'; then
             # No marks chosen: the CUDA build (tens of minutes the first time, seconds once cached)
-            # compiles at low priority while the tests that need neither it nor an image run;
-            # the `cuda` and `docker` tests come after it.
+            # compiles at low priority while the tests that need neither it nor an image run,
+            # and the GPU image is made from it right after; the `cuda` and `docker` tests come
+            # after both. Once everything is cached, all of it is one pytest run.
             CUDA_LOG=$SRCAFFE_CACHE_DIR/test-cuda-build.log
             mkdir -p "$SRCAFFE_CACHE_DIR"
+            images=0
+            [ "${SRCAFFE_SKIP_DOCKER:-0}" != 1 ] && marked docker && images=1
             say "building the CUDA variant in the background (log: $CUDA_LOG); the other tests run meanwhile"
-            nice -n 19 bash "$REPO/tools/setup.sh" --cuda --build-only >"$CUDA_LOG" 2>&1 &
+            IMAGES=${SRCAFFE_TEST_IMAGES:-srcaffe}
+            nice -n 19 bash -c 'bash "$1/tools/setup.sh" --cuda --build-only || exit
+                                [ "$2" = 0 ] || bash "$1/docker/build.sh" --gpu --cuda-archs "90;90" --tag "$3:gpu-sm90"' \
+                _ "$REPO" "$images" "$IMAGES" >"$CUDA_LOG" 2>&1 &
             CUDA_PID=$!
-            if [ "${SRCAFFE_SKIP_DOCKER:-0}" != 1 ] && marked docker; then
+            if [ "$images" = 1 ]; then
                 # The CPU image needs only the CPU build: its layers (apt, pip) are made meanwhile
-                # too, and the `docker` tests' own build of it then comes from Docker's cache.
-                nice -n 19 bash "$REPO/docker/build.sh" --tag "${SRCAFFE_TEST_IMAGES:-srcaffe}:cpu" \
+                # too, and the `docker` tests' own builds of the images then come from Docker's cache.
+                nice -n 19 bash "$REPO/docker/build.sh" --tag "$IMAGES:cpu" \
                     >"$SRCAFFE_CACHE_DIR/test-cpu-image.log" 2>&1 &
                 IMAGE_PID=$!
             fi
@@ -79,19 +87,37 @@ if [ "${SRCAFFE_SKIP_CUDA:-0}" != 1 ]; then
         fi
     fi
 fi
+# The tests run in parallel workers (pytest-xdist), one per core up to 4, unless the arguments
+# choose otherwise (-n, -p no:xdist, or options that need one process: -s, --pdb).
+XDIST=(-n auto --maxprocesses 4 --dist loadgroup)
+for a in "${PYTEST[@]}"; do
+    case $a in -n|-n[0-9]*|--numprocesses*|--dist*|no:xdist|-pno:xdist|-s|--capture=no|--pdb|--trace) XDIST=() ;; esac
+done
 # pytest's 5 means "no tests collected": a failure here, never a silent pass.
-py_test() { "$VENV/bin/python" -m pytest "$@"; }   # no paths given: pytest.ini's testpaths (tests/)
+py_test() { "$VENV/bin/python" -m pytest "${XDIST[@]}" "$@"; }   # no paths given: pytest.ini's testpaths (tests/)
+background() {   # whether a background build still runs
+    kill -0 "$CUDA_PID" 2>/dev/null || { [ -n "${IMAGE_PID:-}" ] && kill -0 "$IMAGE_PID" 2>/dev/null; }
+}
+wait_builds() {   # the background builds' ends; a failure shows again in the tests that need them
+    wait "$CUDA_PID" || { tail -n 5 "$CUDA_LOG" >&2; say "the CUDA build or the GPU image failed (log: $CUDA_LOG)"; }
+    # the image build holds docker/build.sh's lock, which the `docker` tests check is free
+    [ -z "${IMAGE_PID:-}" ] || wait "$IMAGE_PID" || say "the CPU image's early build failed (log: $SRCAFFE_CACHE_DIR/test-cpu-image.log)"
+}
 rc=0
 if [ -n "${CUDA_PID:-}" ]; then
-    py_test -m "not cuda and not docker" "${PYTEST[@]}" || rc=$?
-    wait "$CUDA_PID" || { tail -n 5 "$CUDA_LOG" >&2; say "the CUDA build failed (log: $CUDA_LOG)"; }
-    # the image build holds docker/build.sh's lock, which the `docker` tests check is free; a
-    # failure here shows again in their own build
-    [ -z "${IMAGE_PID:-}" ] || wait "$IMAGE_PID" || say "the CPU image's early build failed (log: $SRCAFFE_CACHE_DIR/test-cpu-image.log)"
-    rc2=0
-    py_test -m "cuda or docker" "${PYTEST[@]}" || rc2=$?
-    # one run collecting nothing is fine (a file of `cuda` tests alone), both is not
-    if [ "$rc" = 5 ]; then rc=$rc2; elif [ "$rc2" != 5 ] && [ "$rc" = 0 ]; then rc=$rc2; fi
+    # cached builds and images end within seconds: then there is nothing to wait for
+    for _ in $(seq 90); do background || break; sleep 1; done
+    if ! background; then
+        wait_builds
+        py_test "${PYTEST[@]}" || rc=$?
+    else
+        py_test -m "not cuda and not docker" "${PYTEST[@]}" || rc=$?
+        wait_builds
+        rc2=0
+        py_test -m "cuda or docker" "${PYTEST[@]}" || rc2=$?
+        # one run collecting nothing is fine (a file of `cuda` tests alone), both is not
+        if [ "$rc" = 5 ]; then rc=$rc2; elif [ "$rc2" != 5 ] && [ "$rc" = 0 ]; then rc=$rc2; fi
+    fi
 else
     py_test "${ARGS[@]}" "${PYTEST[@]}" || rc=$?
 fi
