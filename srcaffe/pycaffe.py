@@ -10,36 +10,62 @@ def caffe():
     return module
 
 
+PB2 = "caffe.proto.caffe_pb2"
+
+
 def caffe_pb2():
     """Caffe's generated protobuf module (NetParameter, SolverParameter, SolverState, ...). Reading
     and writing prototxt and snapshots needs only it, so it is loaded from the caffe package's
     folder without running the package's __init__ (which loads _caffe.so, and caffe.io loads
-    scikit-image and SciPy: about a second per process). It is registered under its own name,
-    caffe.proto.caffe_pb2, so that a later `import caffe` takes this same module."""
+    scikit-image and SciPy: about a second per process). It is registered under its own name, so
+    that a later `import caffe` takes this same module (protobuf refuses a second copy of
+    caffe.proto), and bound as caffe.proto's attribute once that package is imported."""
     import sys
 
-    name = "caffe.proto.caffe_pb2"
-    if name in sys.modules:
-        return sys.modules[name]
+    if PB2 in sys.modules:
+        return sys.modules[PB2]
     if "caffe" not in sys.modules:
         import importlib.util
 
         spec = importlib.util.find_spec("caffe")
-        locations = (spec and spec.submodule_search_locations) or []
-        for folder in locations:
+        for folder in (spec and spec.submodule_search_locations) or []:
             path = os.path.join(folder, "proto", "caffe_pb2.py")
             if os.path.isfile(path):
-                module_spec = importlib.util.spec_from_file_location(name, path)
+                module_spec = importlib.util.spec_from_file_location(PB2, path)
                 module = importlib.util.module_from_spec(module_spec)
-                sys.modules[name] = module
+                sys.modules[PB2] = module
                 try:
                     module_spec.loader.exec_module(module)
                 except BaseException:
-                    del sys.modules[name]
+                    del sys.modules[PB2]
                     raise
+                sys.meta_path.insert(0, _BindPb2())
                 return module
     from caffe.proto import caffe_pb2 as module
     return module
+
+
+class _BindPb2:
+    """A finder for caffe.proto alone, there once caffe_pb2 was loaded first: it finds the package
+    as the import system would and, once the package has run, sets its caffe_pb2 attribute (what
+    the import system does for a submodule it loads itself), then leaves sys.meta_path."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "caffe.proto":
+            return None
+        import importlib.machinery
+        import sys
+
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                module.caffe_pb2 = sys.modules[PB2]
+            spec.loader.exec_module = exec_module
+        return spec
 
 
 def net(prototxt, weights=None):

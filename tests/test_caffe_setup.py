@@ -144,3 +144,26 @@ def test_setup_with_broken_caffe_src_is_one_clear_error(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "no-such-caffe.tar.gz" in lines[0]
     assert out.stdout == ""
+
+
+def test_caffe_pb2_loads_without_pycaffe_and_is_the_module_caffe_imports_later(tmp_path):
+    """Runs read prototxt and snapshots with caffe_pb2 alone (srcaffe.pycaffe.caffe_pb2): not
+    even _caffe.so is loaded, and a later `import caffe` takes that same module, so messages made
+    before and after are one type."""
+    code = """
+import sys
+from srcaffe import pycaffe, snapshots, weights
+pb2 = pycaffe.caffe_pb2()
+weights.check_weights(sys.argv[1], "fsrcnn", 3)
+loaded = sorted(m for m in sys.modules if m == "caffe" or m.startswith("caffe."))
+assert loaded == ["caffe.proto.caffe_pb2"], loaded
+import caffe
+from caffe.proto import caffe_pb2
+from caffe import net_spec
+assert caffe_pb2 is pb2 and net_spec.caffe_pb2 is pb2 and caffe.TRAIN == pb2.TRAIN
+assert isinstance(caffe.proto.caffe_pb2.NetParameter(), pb2.NetParameter)
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code, os.path.join(REPO, "models", "fsrcnn_x3.caffemodel")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
