@@ -157,18 +157,26 @@ def arch(model, scale):
 
 def param_shapes(model, scale):
     """Learnable blob shapes in Caffe's order: (weight, bias) of each layer, then PReLU slopes."""
-    shapes, n_in = [], 1
+    return [shape for _, shapes in learnable_blobs(model, scale) for shape in shapes]
+
+
+def learnable_blobs(model, scale):
+    """[(layer name, [blob shapes])] of a net's learnable layers in Caffe's order: each spatial
+    layer (weight, bias), then for FSRCNN its PReLU (one scalar slope), named as _net_spec names
+    them, so a .caffemodel's blobs can be named and checked without building the net."""
+    out, n_in = [], 1
     spec = layers(model, scale)
     fsrcnn = isinstance(architecture(model), FSRCNN)
     for i, layer in enumerate(spec):
         if layer.kind == "conv":
-            shapes += [(layer.num_output, n_in, layer.kernel, layer.kernel), (layer.num_output,)]
+            weight = (layer.num_output, n_in, layer.kernel, layer.kernel)
         else:  # Deconvolution stores its weights as (in, out, k, k)
-            shapes += [(n_in, layer.num_output, layer.kernel, layer.kernel), (layer.num_output,)]
+            weight = (n_in, layer.num_output, layer.kernel, layer.kernel)
+        out.append((layer.name, [weight, (layer.num_output,)]))
         if i < len(spec) - 1 and fsrcnn:
-            shapes.append(())     # PReLU with channel_shared: one scalar slope
+            out.append((activation_name(layer, fsrcnn), [()]))   # PReLU with channel_shared
         n_in = layer.num_output
-    return shapes
+    return out
 
 
 # ---- prototxt ---------------------------------------------------------------------------------
@@ -214,20 +222,6 @@ def _net_spec(model, scale, data, frozen=False, init="authors"):
 def activation_name(layer, fsrcnn):
     """The name of the activation after a spatial layer: prelu2 after conv2, relu1 after conv1."""
     return ("prelu" if fsrcnn else "relu") + layer.name[4:]
-
-
-def learnable_layers(model, scale):
-    """(layer name, number of blobs) of a net's learnable layers in Caffe's order: each spatial
-    layer (weight, bias), then for FSRCNN its PReLU (one slope). param_shapes() lists the blobs in
-    this order, so the two together name every blob without building the net."""
-    spec = layers(model, scale)
-    fsrcnn = isinstance(architecture(model), FSRCNN)
-    out = []
-    for i, layer in enumerate(spec):
-        out.append((layer.name, 2))
-        if fsrcnn and i < len(spec) - 1:
-            out.append((activation_name(layer, fsrcnn), 1))
-    return out
 
 
 def train_test_net(model, scale, train_source, test_source, label_size, frozen=False, init="authors"):

@@ -26,10 +26,7 @@ def _fmt(shapes):
 @functools.lru_cache(maxsize=None)
 def expected_blobs(model, scale):
     """{layer name: [blob shapes]} of a model's learnable layers, in the deploy net's order."""
-    shapes, out = list(nets.arch(model, scale).param_shapes), {}
-    for name, n in nets.learnable_layers(model, scale):
-        out[name], shapes = shapes[:n], shapes[n:]
-    return out
+    return dict(nets.learnable_blobs(model, scale))
 
 
 def parse_message(path, message, what):

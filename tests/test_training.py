@@ -45,7 +45,8 @@ def test_deploy_nets_parse_in_caffe_and_output_the_derived_label_size(model, sca
     assert [tuple(b.data.shape) for layer in net.params.values() for b in layer] == \
         [tuple(s) for s in nets.param_shapes(model, scale)]
     # the blobs' names as weights.expected_blobs gives them without building the net
-    assert [(name, len(blobs)) for name, blobs in net.params.items()] == nets.learnable_layers(model, scale)
+    assert [(name, [tuple(b.data.shape) for b in blobs]) for name, blobs in net.params.items()] == \
+        nets.learnable_blobs(model, scale)
 
 
 def test_fsrcnn_layers_follow_the_authors():
