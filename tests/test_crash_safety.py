@@ -104,10 +104,13 @@ def test_training_survives_sigkill_at_random_moments(train_env, tmp_path):
             assert kill_when(proc, condition), "%s: the run ended before the kill (%s)" % (name, proc.stderr.read())
             reached = now()
             if kind == "snapshot":
-                # What a kill in the middle of Caffe's write leaves: the newest solverstate cut short.
-                state = snapshots.listing(str(run_dir), ".solverstate")[-1][1]
-                with open(state, "r+b") as f:
-                    f.truncate(os.path.getsize(state) // 2)
+                # What a kill in the middle of Caffe's write leaves: the new snapshot cut short. Caffe
+                # writes its .caffemodel, then its .solverstate; the kill may land between the two, and
+                # then the file being written is the .caffemodel (the older snapshots are whole).
+                new = [p for ext in (".solverstate", ".caffemodel")
+                       for it, p in snapshots.listing(str(run_dir), ext) if it not in seen]
+                with open(new[0], "r+b") as f:
+                    f.truncate(os.path.getsize(new[0]) // 2)
             resumable = runs.newest_valid_solverstate(str(run_dir), MODEL, 3, "adam", log=lambda m: None)
             resume_at = snapshots.iteration(resumable) if resumable else 0
             assert reached - resume_at <= EVERY, "%s: killed at %d, resumes from %d" % (name, reached, resume_at)
