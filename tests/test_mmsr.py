@@ -345,6 +345,26 @@ def slurm_status(runs, env, tmp_path, wait=120):
         time.sleep(1)
 
 
+def test_a_task_cancelled_as_it_starts_is_recorded_as_cancelled(tmp_path, monkeypatch):
+    """scancel the moment a task's status says running (before its command has started): the task
+    records the signal and passes it on, instead of dying with its status left at running."""
+    import signal
+
+    from srcaffe.mmsr import jobs as mmsr_jobs
+    entry = dict(index=0, name="class-0", run_dir=str(tmp_path / "class-0"), command="sleep 30", iters=None)
+    real = mmsr_jobs.files.write_json
+
+    def write_json(path, data):
+        real(path, data)
+        if data.get("state") == "running":
+            os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(mmsr_jobs.files, "write_json", write_json)
+    code = mmsr_jobs.run_task(dict(jobs=[entry], runs_dir=str(tmp_path)), 0, log=lambda line: None)
+    status = json.load(open(mmsr_jobs.status_path(entry)))
+    assert (status["state"], status["signal"]) == ("cancelled", signal.SIGTERM), status
+    assert code == status["exit"] == -signal.SIGTERM   # the command got it too (not its 30 s of sleep)
+
+
 @pytest.mark.slow
 def test_class_jobs_run_as_a_slurm_array_and_a_cancelled_one_is_resubmitted(slurm, split_dir, tmp_path):
     env, runs = slurm, str(tmp_path / "runs")

@@ -156,19 +156,28 @@ def run_task(jobs, index, log=print):
                                               finished=time.time()))
         log("mmsr: %s already trained to iteration %d" % (e["name"], trained[-1][0]))
         return 0
-    files.write_json(status_path(e), dict(where, state="running", exit=None, started=time.time()))
-    proc = subprocess.Popen(["bash", "-c", e["command"]], start_new_session=True)
-    got = []
+    # The handlers come first: a scancel that arrives as the task starts (its status already says
+    # running) is recorded, and passed on once the command has started.
+    got, child = [], dict(proc=None, told=False)
+
+    def tell(signum):
+        child["told"] = True
+        try:
+            os.killpg(child["proc"].pid, signum)
+        except ProcessLookupError:
+            pass
 
     def forward(signum, frame):
         got.append(signum)
-        try:
-            os.killpg(proc.pid, signum)
-        except ProcessLookupError:
-            pass
+        if child["proc"] is not None:
+            tell(signum)
     old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        code = proc.wait()
+        files.write_json(status_path(e), dict(where, state="running", exit=None, started=time.time()))
+        child["proc"] = subprocess.Popen(["bash", "-c", e["command"]], start_new_session=True)
+        if got and not child["told"]:
+            tell(got[0])
+        code = child["proc"].wait()
     finally:
         for s, h in old.items():
             signal.signal(s, h)
