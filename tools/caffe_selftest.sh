@@ -7,8 +7,10 @@
 #
 # usage: tools/caffe_selftest.sh [--blas open|mkl] [--filter GTEST_FILTER] [--files LIST] [-h]
 #   --files   test sources, without test_ and .cpp (default: the convolution, deconvolution,
-#             im2col, net and solver tests, plus PReLU/ReLU's neuron tests for patch 0002)
-#   --filter  gtest filter (default: '*Convolution*:*Deconvolution*:*Im2col*:*Net*:*Solver*:*PReLU*:*ReLU*'
+#             im2col, net and solver tests, PReLU/ReLU's neuron tests for patch 0002 and the
+#             batched convolution's int limit, conv_batch_limit, for 0003; in a CUDA build with
+#             cuDNN the convolution and neuron tests include Caffe's cuDNN layers)
+#   --filter  gtest filter (default: '*Convolution*:*Deconvolution*:*Im2col*:*Net*:*Solver*:*PReLU*:*ReLU*:*ConvBatch*'
 #             minus the GPU tests in a CPU build)
 # env: CAFFE_JOBS (default: number of cores), CAFFE_GPU=1, CAFFE_SRC, SELFTEST_LOG (default:
 #      a file in the temporary folder, printed at the end; kept when the tests fail)
@@ -17,8 +19,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 BLAS=${SRCAFFE_BLAS:-open}
-FILES=convolution_layer,deconvolution_layer,im2col_layer,im2col_kernel,net,solver,solver_factory,gradient_based_solver,neuron_layer
-FILTER='*Convolution*:*Deconvolution*:*Im2col*:*Net*:*Solver*:*PReLU*:*ReLU*'
+FILES=convolution_layer,deconvolution_layer,im2col_layer,im2col_kernel,net,solver,solver_factory,gradient_based_solver,neuron_layer,conv_batch_limit
+FILTER='*Convolution*:*Deconvolution*:*Im2col*:*Net*:*Solver*:*PReLU*:*ReLU*:*ConvBatch*'
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 while [ $# -gt 0 ]; do
