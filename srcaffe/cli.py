@@ -90,7 +90,7 @@ def add_datasets(p, default=EVAL_DATASETS):
 
 
 def add_model_options(p, many=False, default="fsrcnn"):
-    """--model (one, or with many=True several), --arch, --pad, --tile and --gpu."""
+    """--model (one, or with many=True several), --arch, --pad, --tile, --gpu and --engine."""
     from .outputs import PADS
     if many:
         p.add_argument("--model", nargs="+", metavar="SPEC", help="models to evaluate, each " + MODEL_HELP)
@@ -104,3 +104,15 @@ def add_model_options(p, many=False, default="fsrcnn"):
                    help="tile side in LR pixels (default: the largest within about 256 MB of Caffe memory; "
                         "the result does not depend on it)")
     p.add_argument("--gpu", type=int, metavar="ID", help="run Caffe on this GPU (a CUDA build: tools/setup.sh --cuda)")
+    add_engine(p)
+
+
+def add_engine(p, intel=False):
+    """--engine: Caffe's engine for the convolutions and ReLUs of the nets this command makes (with
+    intel=True also Intel Caffe's -engine names, which `caffe train` is given as they are)."""
+    from .nets import ENGINES, INTEL_ENGINES
+    p.add_argument("--engine", choices=ENGINES + (INTEL_ENGINES if intel else ()), metavar="NAME",
+                   help="Caffe's engine for convolutions and ReLUs: caffe (Caffe's own code) or cudnn (NVIDIA "
+                        "cuDNN: with --gpu, on a CUDA build with cuDNN); default: Caffe's, cuDNN on a GPU where "
+                        "the build has it, else its own" + ("; set in this segment's copy of the net. %s: Intel "
+                        "Caffe's -engine, if the binary has it" % " / ".join(INTEL_ENGINES) if intel else ""))

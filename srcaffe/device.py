@@ -7,8 +7,13 @@ pycaffe is imported), and the GPUs are counted by that same libcudart's cudaGetD
 (through ctypes), which reports a missing driver or device as an error code.
 
     check_gpu("0", caffe_binary)   # before `caffe train -gpu 0`: raises UserError with one line
-    use_gpu(0)                     # pycaffe: checks, then caffe.set_mode_gpu(); caffe.set_device(0)
+    check_engine("cudnn", "0", caffe_binary)   # ... and before its net is set to the cuDNN engine
+    use(0, "cudnn")                # pycaffe: checks, then caffe.set_mode_gpu(); caffe.set_device(0),
+                                   # and every net made from then on gets the cuDNN engine
     build_prefix("cuda")           # where tools/setup.sh put this venv's CUDA build (or None)
+
+Engines (srcaffe.nets.ENGINES): caffe, Caffe's own code, runs anywhere; cudnn, NVIDIA's cuDNN,
+only in GPU mode and only in a build that links it (tools/setup.sh --cuda builds one).
 """
 import ctypes
 import os
@@ -20,6 +25,7 @@ from . import paths
 from .errors import UserError
 
 SETUP_HINT = "tools/setup.sh --cuda builds and links one"
+CUDNN_HINT = "tools/setup.sh --cuda builds Caffe with cuDNN 9 (Caffe's CUDNN engine)"
 # The CPU thread counts Caffe's libraries read when they load: OpenMP (the toolkit's patches),
 # OpenBLAS and MKL (whichever BLAS the build links).
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -67,13 +73,13 @@ def is_cuda_build(binary):
     return libcudart_of(binary) is not None
 
 
-def _loaded_libcudart():
-    """The libcudart mapped into this process (after `import caffe`), or None."""
+def _loaded(soname="libcudart.so"):
+    """The library of that soname prefix mapped into this process (after `import caffe`), or None."""
     try:
         with open("/proc/self/maps") as f:
             for line in f:
                 path = line.split()[-1]
-                if os.path.basename(path).startswith("libcudart.so"):
+                if os.path.basename(path).startswith(soname):
                     return path
     except OSError:
         pass
@@ -133,10 +139,45 @@ def use_gpu(gpu_id):
 
     if not isinstance(gpu_id, int) or gpu_id < 0:
         raise UserError("--gpu takes one GPU id (0, 1, ...), not %r" % (gpu_id,))
-    cudart = _loaded_libcudart()
+    cudart = _loaded()
     if cudart is None:
         raise UserError("--gpu %d: this pycaffe (%s) is a CPU-only build; %s"
                         % (gpu_id, os.path.dirname(caffe.__file__), SETUP_HINT))
     _check_ids(str(gpu_id), cudart)
     caffe.set_device(gpu_id)
     caffe.set_mode_gpu()
+
+
+def _engine_problem(engine, gpu, has_cudnn, where):
+    """Why `engine` cannot run with --gpu `gpu` on the build at `where` (has_cudnn(): whether it
+    links libcudnn), or None."""
+    if engine != "cudnn":
+        return None
+    if gpu is None:
+        return "--engine cudnn runs on a GPU: give --gpu ID as well (on the CPU only Caffe's own engine runs)"
+    if not has_cudnn():
+        return "--engine cudnn: this Caffe (%s) is built without cuDNN; %s" % (where, CUDNN_HINT)
+    return None
+
+
+def check_engine(engine, gpu, caffe_binary):
+    """Before `caffe train` on a net set to `engine` (None or caffe: nothing to check). UserError
+    (one line) when cuDNN is asked for without a GPU, or of a build without it."""
+    problem = _engine_problem(engine, gpu, lambda: "libcudnn" in _ldd(caffe_binary), os.path.realpath(caffe_binary))
+    if problem:
+        raise UserError(problem)
+
+
+def use(gpu_id=None, engine=None):
+    """pycaffe: run on GPU gpu_id (None: the CPU) with Caffe's `engine` for every net made from
+    then on (None: Caffe's default). One-line UserError where that cannot run."""
+    from . import pycaffe
+
+    if gpu_id is not None:
+        use_gpu(gpu_id)
+    if engine == "cudnn":
+        problem = _engine_problem(engine, gpu_id, lambda: _loaded("libcudnn.so") is not None,
+                                  os.path.dirname(pycaffe.caffe().__file__))
+        if problem:
+            raise UserError(problem)
+    pycaffe.set_engine(engine)

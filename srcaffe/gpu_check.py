@@ -26,7 +26,11 @@ SCRIPT = "tools/gpu_check.sh"
 MODEL, SCALE, SOLVER = "fsrcnn", 3, "adam"
 # Loaded by the GPU machine's own copies: the C/C++ runtime, and NVIDIA's libraries there.
 SYSTEM_LIBS = re.compile(r"^(linux-vdso|ld-linux|libc|libm|libdl|librt|libpthread|libresolv|libstdc\+\+|libgcc_s)\.so")
-NVIDIA_LIBS = re.compile(r"^lib(cublas|cublasLt|curand|cudnn|cuda|nvidia-.*)\.so")
+NVIDIA_LIBS = re.compile(r"^lib(cublas|cublasLt|curand|cudnn|nccl|cuda|nvidia-.*)\.so")
+# `caffe time` of the train net for each engine: (name, the bundle's net, environment); on a GPU
+# all three, in CPU mode the last two (cuDNN runs only on a GPU)
+ENGINES = (("cudnn", "net-cudnn.prototxt", {}), ("caffe", "net-caffe.prototxt", {}),
+           ("stock", "net-caffe.prototxt", {"CAFFE_CONV_BATCH_MB": "0"}))   # stock Caffe's per-image code
 
 
 def say(msg):
@@ -54,7 +58,8 @@ def ldd_pairs(binary, env=None):
 # ---- pack -----------------------------------------------------------------------------------------
 
 def net_and_solver():
-    """The bundle's net.prototxt and solver.prototxt (pycaffe's net_spec and caffe_pb2)."""
+    """{file name: text} of the bundle's nets (net.prototxt with Caffe's default engines, and one per
+    engine of ENGINES) and solver.prototxt (pycaffe's net_spec and caffe_pb2)."""
     from google.protobuf import text_format
 
     from . import hdf5_patches, nets, pycaffe, solvers
@@ -63,7 +68,12 @@ def net_and_solver():
     s = text_format.Parse(solvers.solver_text(MODEL, SCALE, SOLVER, "net.prototxt", hdf5_patches.TEST_PATCHES),
                           caffe_pb2.SolverParameter())
     s.snapshot, s.snapshot_prefix = 0, "%s_x%d" % (MODEL, SCALE)
-    return net, solvers.to_text(s)
+    files = {"net.prototxt": net, "solver.prototxt": solvers.to_text(s)}
+    for engine in nets.ENGINES:
+        msg = text_format.Parse(net, caffe_pb2.NetParameter())
+        nets.set_engine(msg, engine)
+        files["net-%s.prototxt" % engine] = text_format.MessageToString(msg)
+    return files
 
 
 def pack(folder=None, venv=None):
@@ -82,7 +92,7 @@ def pack(folder=None, venv=None):
         if datasets.verify(name):
             raise UserError("%s is missing or not verified in %s (python tools/datasets.py fetch)"
                             % (name, datasets.datasets_root()))
-    net, solver = net_and_solver()
+    texts = net_and_solver()
     tmp = "%s.tmp.%d" % (folder, os.getpid())
     stage = os.path.join(tmp, "stage")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -106,7 +116,7 @@ def pack(folder=None, venv=None):
             raise UserError("libcaffe was not packed")
         for name in ("T91", "Set5"):
             shutil.copytree(datasets.dataset_dir(name), os.path.join(stage, "datasets", name))
-        for name, text in (("net.prototxt", net), ("solver.prototxt", solver)):
+        for name, text in sorted(texts.items()):
             with open(os.path.join(stage, name), "w") as f:
                 f.write(text)
         commit = subprocess.run(["git", "-C", paths.ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
@@ -255,17 +265,24 @@ def run_steps(caffe, cenv, work, unpacked, out, meta, env, mode, gpu, aug):
     if len(folders) != 1:
         raise UserError("tools/prepare_data.py wrote %d data folders, not one" % len(folders))
     os.symlink(os.path.dirname(folders[0]), os.path.join(work, "data"))
-    shutil.copy(os.path.join(unpacked, "net.prototxt"), os.path.join(work, "net.prototxt"))
+    for name in ["net.prototxt"] + sorted({net for _, net, _ in ENGINES}):
+        shutil.copy(os.path.join(unpacked, name), os.path.join(work, name))
     solver = os.path.join(out, "solver.prototxt")
     with open(solver, "w") as f:
         f.write(with_fields(open(os.path.join(unpacked, "solver.prototxt")).read(), max_iter=iters,
                             solver_mode=solver_mode))
 
-    # 3. Speed of one forward-backward pass, then training.
-    say("caffe time (%d iterations, %s)" % (time_iters, solver_mode))
+    # 3. Speed of one forward-backward pass for each engine (one time.log), then training.
     tlog = os.path.join(out, "time.log")
-    if logged([caffe, "time", "-model", "net.prototxt"] + gpuflag + ["-iterations", str(time_iters)], tlog, cenv, work):
-        raise UserError("caffe time failed: %s (see %s)" % (fatal(tlog), tlog))
+    with open(tlog, "w") as joined:
+        for engine, net, extra in ENGINES[0 if on_gpu else 1:]:
+            say("caffe time, engine %s (%d iterations, %s)" % (engine, time_iters, solver_mode))
+            part = os.path.join(work, "time-%s.log" % engine)
+            rc = logged([caffe, "time", "-model", net] + gpuflag + ["-iterations", str(time_iters)], part,
+                        dict(cenv, **extra), work)
+            joined.write("=== engine %s\n%s" % (engine, open(part, errors="replace").read()))
+            if rc:
+                raise UserError("caffe time failed for engine %s: %s (see %s)" % (engine, fatal(part), tlog))
     say("training %d iterations (%s; stopped with a snapshot after %gs)" % (iters, solver_mode, limit))
     t0, trainlog = time.time(), os.path.join(out, "train.log")
     rc = logged([caffe, "train", "-solver", solver] + gpuflag + ["-sigint_effect", "stop"], trainlog, cenv, work,
@@ -294,7 +311,7 @@ def summary(out, mode, gpu, seconds, rc, meta, model):
     def text(name):
         return open(os.path.join(out, name), errors="replace").read()
     name = re.search(r"Name:\s*(.+)", text("device_query.log"))
-    fb = re.search(r"Average Forward-Backward: ([\d.]+) ms", text("time.log"))
+    times = re.findall(r"(?s)=== engine (\w+)\n.*?Average Forward-Backward: ([\d.]+) ms", text("time.log"))
     log = caffelog.parse_log(os.path.join(out, "train.log"))
     train, test = log["train"], log["test"]
     done = int(re.search(r"_iter_(\d+)\.caffemodel", model).group(1))
@@ -303,7 +320,8 @@ def summary(out, mode, gpu, seconds, rc, meta, model):
              "device:            %s" % (name.group(1).strip() if name else "none (CPU mode)"),
              "caffe:             %s (%s)" % (bundle.get("caffe"), bundle.get("cuda") or "CUDA build"),
              "commit:            %s" % bundle.get("commit"),
-             "caffe time:        %s ms per forward-backward (batch 128)" % (fb.group(1) if fb else "?"),
+             "caffe time:        %s ms per forward-backward (batch 128)" % (
+                 ", ".join("%s %s" % t for t in times) or "?"),
              "training:          %d iterations, %.1f s from start to snapshot (caffe exit %s)" % (done, seconds, rc)]
     timed = [r for r in train if r["seconds"] is not None]
     if len(timed) > 1 and timed[-1]["iter"] > timed[0]["iter"]:   # glog clock, test phases included

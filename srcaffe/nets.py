@@ -179,6 +179,34 @@ def learnable_blobs(model, scale):
     return out
 
 
+# ---- engines --------------------------------------------------------------------------------------
+
+# Caffe's engines, set per layer (the `engine` of a layer type's parameters): caffe is Caffe's own
+# code (with the toolkit's batched convolution), cudnn NVIDIA's cuDNN (GPU mode only). A layer that
+# names none gets Caffe's default: cuDNN in GPU mode when the build has it, else Caffe's own.
+ENGINES = ("caffe", "cudnn")
+# Intel's Caffe chooses its engines with `caffe train -engine NAME` instead (tools/train.py passes it on)
+INTEL_ENGINES = ("MKL2017", "MKLDNN")
+ENGINE_PARAMS = {"Convolution": "convolution_param", "Deconvolution": "convolution_param",
+                 "ReLU": "relu_param", "Pooling": "pooling_param", "Sigmoid": "sigmoid_param",
+                 "TanH": "tanh_param", "Softmax": "softmax_param", "LRN": "lrn_param"}
+
+
+def set_engine(net, engine):
+    """Set `engine` (caffe or cudnn) on every layer of a NetParameter that has one; returns their
+    number. The net's other fields are left as they are."""
+    if engine not in ENGINES:
+        raise UserError("unknown engine '%s' (known: %s)" % (engine, ", ".join(ENGINES)))
+    count = 0
+    for layer in net.layer:
+        field = ENGINE_PARAMS.get(layer.type)
+        if field:
+            param = getattr(layer, field)
+            param.engine = type(param).Engine.Value(engine.upper())
+            count += 1
+    return count
+
+
 # ---- prototxt ---------------------------------------------------------------------------------
 
 def _net_spec(model, scale, data, frozen=False, init="authors"):

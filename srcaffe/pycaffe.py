@@ -68,12 +68,31 @@ class _BindPb2:
         return spec
 
 
+# The engine every net made here gets (srcaffe.device.use sets it); None: the prototxt's own.
+_engine = None
+
+
+def set_engine(engine):
+    """Caffe's engine (srcaffe.nets.ENGINES) for the nets made from now on; None: as written."""
+    global _engine
+    _engine = engine
+
+
 def net(prototxt, weights=None):
     """A caffe.Net in the TEST phase from a prototxt file, or from prototxt text (a string holding
     'layer', written to a temporary file that is removed once Caffe has read it), with weights
-    from a .caffemodel file (checked by the caller: Caffe aborts on a mismatch)."""
+    from a .caffemodel file (checked by the caller: Caffe aborts on a mismatch). With an engine
+    set (set_engine), the net Caffe reads is a copy with that engine on every layer that has one."""
     module = caffe()
     args = [weights] if weights else []
+    if _engine is not None:
+        from google.protobuf import text_format
+
+        from . import nets
+        text = open(prototxt).read() if "\n" not in prototxt else prototxt
+        msg = text_format.Parse(text, caffe_pb2().NetParameter())
+        nets.set_engine(msg, _engine)
+        prototxt = text_format.MessageToString(msg)
     if "\n" not in prototxt:   # a file
         return module.Net(prototxt, *args, module.TEST)
     fd, tmp = tempfile.mkstemp(suffix=".prototxt", prefix="srcaffe-")

@@ -208,12 +208,15 @@ def base_solver(model, scale, solver):
                              caffe_pb2.SolverParameter())
 
 
-def segment_net(base_text, sources):
-    """A base train/test net (base_net_text) with this run's data lists (train, test)."""
+def segment_net(base_text, sources, engine=None):
+    """A base train/test net (base_net_text) with this run's data lists (train, test), and Caffe's
+    `engine` on its layers where one is given (srcaffe.nets.ENGINES)."""
     caffe_pb2 = pycaffe.caffe_pb2()
     from google.protobuf import text_format
 
     net = text_format.Parse(base_text, caffe_pb2.NetParameter())
+    if engine is not None:
+        nets.set_engine(net, engine)
     for layer in net.layer:
         if layer.type == "HDF5Data":
             phase = layer.include[0].phase if layer.include else caffe_pb2.TRAIN

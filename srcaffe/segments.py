@@ -411,7 +411,10 @@ def _plan(o, s, say):
     sources = tuple(os.path.join(run_dir, "data-" + name) for name in ("train.txt", "test.txt"))
     net_copy = os.path.join(run_dir, "train_test-%s.prototxt" % segment)
     solver_copy = os.path.join(run_dir, "solver-%s.prototxt" % segment)
-    net_text = runs.segment_net(_found(s.nets["he_" + kind if init == "he" else kind]), sources)
+    # Caffe's engine is this segment's choice (like --gpu): a resumed segment takes Caffe's default
+    # unless given one again
+    engine = o.engine if getattr(o, "engine", None) in nets.ENGINES else None
+    net_text = runs.segment_net(_found(s.nets["he_" + kind if init == "he" else kind]), sources, engine)
     segment_solver = runs.segment_solver(base, model, scale, net_copy, max_iter, start_iter, base_lr,
                                          snapshot_every, display)
     record = copy.deepcopy(info) if info else {}
@@ -420,7 +423,7 @@ def _plan(o, s, say):
     record.setdefault("segments", []).append(dict(
         started=s.stamp, start_iter=start_iter, max_iter=max_iter, snapshot=snapshot, weights=weights,
         solver_file=solver_copy, base_lr=base_lr, deconv_only=deconv_only, init=init,
-        snapshot_every=snapshot_every, snapshot_minutes=snapshot_minutes))
+        snapshot_every=snapshot_every, snapshot_minutes=snapshot_minutes, engine=engine))
     return SegmentPlan(
         model, scale, solver, run_dir, new_run, start_iter, max_iter, snapshot, weights, base_lr, init, deconv_only,
         snapshot_every, segment_solver.snapshot, snapshot_minutes, display, chosen.folder, augment, chosen.prepare,

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import namedtuple
 
-from . import caffelog, device, files, paths, runs, segments, snapshots, solvers
+from . import caffelog, device, files, nets, paths, runs, segments, snapshots, solvers
 from .errors import UserError
 from .paths import repo_path
 
@@ -293,17 +293,19 @@ def run_segment(o):
     """One segment for the options of tools/train.py: checked, prepared, trained; prints where
     the snapshot is and the command that goes on. Returns the exit code."""
     caffe = caffe_binary()
-    if o.engine and not has_engine_option(caffe):
+    intel = o.engine if o.engine in nets.INTEL_ENGINES else None   # else set in the segment's net
+    if intel and not has_engine_option(caffe):
         raise UserError("--engine %s: this Caffe (%s) has no -engine option; MKL2017/MKLDNN engines exist only "
                         "in Intel's Caffe (install it and set CAFFE_ROOT)" % (o.engine, os.path.realpath(caffe)))
     if o.gpu is not None:
         device.check_gpu(o.gpu, caffe)
+    device.check_engine(o.engine, o.gpu, caffe)
     try:
         plan = segments.prepare_run(o, log=lambda msg: print(msg, file=sys.stderr))
     except runs.NothingToDo as done:
         print(done)
         return 0
-    result = train(plan, caffe, gpu=o.gpu, engine=o.engine)
+    result = train(plan, caffe, gpu=o.gpu, engine=intel)
     newest = runs.newest_valid_solverstate(plan.run_dir, plan.model, plan.scale, plan.solver, log=lambda m: None)
     resume = runs.resume_command(plan.model, plan.scale, plan.run_dir)
     if result.outcome in ("failed", "diverged"):

@@ -61,8 +61,10 @@ def test_cuda_build_links_cudart_and_the_cpu_build_does_not(cuda, cpu):
     assert device.is_cuda_build(os.path.join(cuda, "lib", "libcaffe.so"))
     assert not device.is_cuda_build(os.path.join(cpu, "bin", "caffe"))
     ldd = subprocess.run(["ldd", os.path.join(cuda, "lib", "libcaffe.so")], capture_output=True, text=True).stdout
-    assert re.search(r"libcudart\.so\.\d+ => /", ldd) and re.search(r"libcublas\.so\.\d+ => /", ldd)
-    assert "libcudnn" not in ldd   # cuDNN is not ported (USE_CUDNN=OFF)
+    for lib in ("libcudart", "libcublas", "libcudnn", "libnccl"):   # cuDNN 9 (Caffe's CUDNN engine), NCCL
+        assert re.search(r"%s\.so\.\d+ => /" % lib, ldd), lib
+    cpu_ldd = subprocess.run(["ldd", os.path.join(cpu, "lib", "libcaffe.so")], capture_output=True, text=True).stdout
+    assert "libcudart" not in cpu_ldd and "libcudnn" not in cpu_ldd and "libnccl" not in cpu_ldd
 
 
 @pytest.mark.slow
@@ -81,6 +83,19 @@ def test_check_gpu_answers_in_one_line_without_a_gpu(cuda, cpu, no_gpu):
         device.check_gpu("0", os.path.join(cpu, "bin", "caffe"))
     with pytest.raises(UserError, match=r"give a GPU id"):
         device.check_gpu("first", os.path.join(cuda, "bin", "caffe"))
+    with pytest.raises(UserError, match=r"^--gpu all: no GPU visible: no NVIDIA driver"):
+        device.check_gpu("all", os.path.join(cuda, "bin", "caffe"))
+    with pytest.raises(UserError, match=r"^--gpu 0,1: this Caffe .* is a CPU-only build"):
+        device.check_gpu("0,1", os.path.join(cpu, "bin", "caffe"))
+
+
+def test_engine_cudnn_is_refused_in_one_line_without_a_gpu_or_without_cudnn(cuda, cpu):
+    with pytest.raises(UserError, match=r"^--engine cudnn runs on a GPU: give --gpu ID as well"):
+        device.check_engine("cudnn", None, os.path.join(cuda, "bin", "caffe"))
+    with pytest.raises(UserError, match=r"^--engine cudnn: this Caffe .* is built without cuDNN; tools/setup.sh --cuda"):
+        device.check_engine("cudnn", "0", os.path.join(cpu, "bin", "caffe"))
+    device.check_engine("cudnn", "0", os.path.join(cuda, "bin", "caffe"))   # this one has it (the GPU: check_gpu)
+    device.check_engine("caffe", None, os.path.join(cpu, "bin", "caffe"))
 
 
 def pycaffe_env(prefix):
@@ -97,11 +112,16 @@ def test_predict_and_evaluate_gpu_0_without_a_gpu_is_one_line(variant, message, 
     check = subprocess.run([sys.executable, "-c", "import caffe; print(caffe.__file__)"],
                            capture_output=True, text=True, env=env)
     assert check.stdout.startswith(build(variant))   # the variant under test is the one imported
-    for cmd in (["predict.py", "butterfly_GT.bmp", "--gpu", "0", "--out", str(tmp_path)],
-                ["evaluate.py", "--model", "fsrcnn", "--dataset", "Set5", "--scale", "3", "--gpu", "0"]):
-        out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", cmd[0])] + cmd[1:],
-                             capture_output=True, text=True, env=env)
-        assert re.match(message, one_line_error(out)), out.stderr
+    for tool, args in (("predict.py", ["butterfly_GT.bmp", "--out", str(tmp_path)]),
+                       ("evaluate.py", ["--model", "fsrcnn", "--dataset", "Set5", "--scale", "3"])):
+        def run(*extra):
+            return subprocess.run([sys.executable, os.path.join(ROOT, "tools", tool)] + args + list(extra),
+                                  capture_output=True, text=True, env=env)
+        for engine in ([], ["--engine", "cudnn"], ["--engine", "caffe"]):   # the GPU is checked first
+            out = run("--gpu", "0", *engine)
+            assert re.match(message, one_line_error(out)), out.stderr
+        out = run("--engine", "cudnn")
+        assert one_line_error(out).startswith("error: --engine cudnn runs on a GPU: give --gpu ID as well"), out.stderr
     assert not os.listdir(tmp_path)
 
 
@@ -120,10 +140,13 @@ def test_gpu_check_packs_a_bundle_and_runs_its_cpu_part(cuda, fetched, no_gpu, t
     names = [os.path.basename(m.name) for m in members]
     assert "caffe" in names and any(n.startswith("libcudart.so") for n in names)
     assert any(n.startswith("libcaffe.so") for n in names) and any(n.startswith("libhdf5") for n in names)
-    assert not [n for n in names if re.match(r"lib(cublas|cublasLt|curand|cudnn|cuda)\.so", n)]
+    assert not [n for n in names if re.match(r"lib(cublas|cublasLt|curand|cudnn|nccl|cuda)\.so", n)]
+    assert {"net.prototxt", "net-caffe.prototxt", "net-cudnn.prototxt", "solver.prototxt"} <= set(names)
     assert not [n for n in names if re.match(r"lib(c|m|stdc\+\+)\.so", n)]
     assert sum(n.endswith(".bmp") for n in names) == 91 + 5
-    assert re.search(r"^nvidia=.*libcublas\.so\.\d+", (bundle / "BUNDLE.txt").read_text(), re.M)
+    needed = re.search(r"^nvidia=(.*)$", (bundle / "BUNDLE.txt").read_text(), re.M).group(1).split()
+    for lib in ("libcublas", "libcudnn", "libnccl"):   # found on the GPU machine, not carried
+        assert [n for n in needed if n.startswith(lib + ".so.")], needed
 
     again = subprocess.run(["bash", GPU_CHECK, "pack", str(tmp_path)], capture_output=True, text=True)
     assert "refusing to overwrite" in one_line_error(again)   # a folder that is not a bundle
@@ -146,7 +169,7 @@ def test_gpu_check_packs_a_bundle_and_runs_its_cpu_part(cuda, fetched, no_gpu, t
     assert "fsrcnn_x3_iter_20.caffemodel" in written
     summary = (out / "summary.txt").read_text()
     assert "mode:              CPU" in summary and "training:          20 iterations" in summary
-    assert re.search(r"caffe time:\s+[\d.]+ ms", summary)
+    assert re.search(r"caffe time:\s+caffe [\d.]+, stock [\d.]+ ms", summary)   # the engines in CPU mode
 
     # Back here: the weights it trained are scored by the normal evaluation.
     ev = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "evaluate.py"), "--model",

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from srcaffe import ROOT, datasets, matlab, paths, weights
+from srcaffe import ROOT, datasets, device, matlab, paths, weights
 
 from srcaffe.models import load_model
 from srcaffe.errors import UserError
@@ -74,6 +74,25 @@ def test_the_net_really_runs(models):
     assert m.arch.name == "fsrcnn" and m.name == "fsrcnn_bias"   # named by its file
     sr = m.upscale_y(np.random.default_rng(2).random((9, 12)))
     assert sr.shape == (27, 36) and np.all(sr == 0.25)
+
+
+def test_an_engine_set_reaches_the_net_caffe_reads(models, tmp_path):
+    lr = np.random.default_rng(4).random((10, 13))
+    default = load_model(models["fsrcnn"]).upscale_y(lr)
+    device.use(None, "caffe")   # Caffe's own engine, the only one on a CPU: the same output
+    try:
+        np.testing.assert_array_equal(load_model(models["fsrcnn"]).upscale_y(lr), default)
+    finally:
+        device.use(None, None)
+    # one this CPU build lacks, set anyway, is what Caffe reads (and aborts on: a subprocess)
+    code = ("from srcaffe import pycaffe; from srcaffe.models import load_model; "
+            "pycaffe.set_engine('cudnn'); load_model(%r)" % str(models["fsrcnn"]))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "conv1 has unknown engine" in r.stderr, r.stderr[-2000:]
+    # through the tools: refused in one line before Caffe sees it
+    assert_one_line_error(run_tool("butterfly", "--model", models["fsrcnn"], "--engine", "cudnn", "--out", tmp_path),
+                          "--engine cudnn runs on a GPU: give --gpu ID")
+    assert not os.listdir(tmp_path)
 
 
 def test_architecture_is_recognised_and_checked(models):

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from srcaffe import data_folder, hdf5_patches, nets, paths, runs, segments, solvers
+from srcaffe import data_folder, hdf5_patches, nets, paths, pycaffe, runs, segments, solvers
 from srcaffe.errors import UserError
 
 from helpers import TOOLS, make_caffemodel
@@ -140,7 +140,8 @@ def test_a_fresh_run_is_planned_without_writing_then_written_as_planned(data, tm
     (segment,) = record["segments"]
     assert segment == dict(started=segment["started"], start_iter=0, max_iter=40, snapshot=None, weights=None,
                            solver_file=os.path.join(run_dir, "solver-start.prototxt"), base_lr=None,
-                           deconv_only=False, init="authors", snapshot_every=None, snapshot_minutes=10)
+                           deconv_only=False, init="authors", snapshot_every=None, snapshot_minutes=10,
+                           engine=None)
 
     said = []
     written = segments.write_segment(p, log=said.append)
@@ -152,6 +153,32 @@ def test_a_fresh_run_is_planned_without_writing_then_written_as_planned(data, tm
                                 None, None, os.path.join(run_dir, "train.log"), 5000, 10, 2)
     assert runs.lock_holder(run_dir) == os.getpid()
     assert "already holds a run; resume it with --resume" in refused(MODEL, "--no-aug", "--run-dir", run_dir)
+
+
+def test_an_engine_is_set_in_the_segments_copy_of_the_net_and_not_kept_by_a_resume(data, tmp_path):
+    from google.protobuf import text_format
+
+    caffe_pb2 = pycaffe.caffe_pb2()
+
+    def engines(p, name):
+        net = text_format.Parse(content(p, name), caffe_pb2.NetParameter())
+        return [(layer.type, layer.convolution_param.engine) for layer in net.layer
+                if layer.type in ("Convolution", "Deconvolution")]
+    default = caffe_pb2.ConvolutionParameter.DEFAULT
+    plain = plan(MODEL, "--no-aug", "--iters", 3, "--run-dir", tmp_path / "a")
+    assert engines(plain, "train_test-start.prototxt") == [("Convolution", default)] * 4 + [("Deconvolution", default)]
+    for name, value in (("caffe", caffe_pb2.ConvolutionParameter.CAFFE), ("cudnn", caffe_pb2.ConvolutionParameter.CUDNN)):
+        p = plan(MODEL, "--no-aug", "--iters", 3, "--run-dir", tmp_path / name, "--engine", name)
+        assert engines(p, "train_test-start.prototxt") == [("Convolution", value)] * 4 + [("Deconvolution", value)]
+        assert content(p, "run.json")["segments"][-1]["engine"] == name
+    intel = plan(MODEL, "--no-aug", "--iters", 3, "--run-dir", tmp_path / "i", "--engine", "MKLDNN")
+    assert engines(intel, "train_test-start.prototxt") == engines(plain, "train_test-start.prototxt")   # -engine
+    assert content(intel, "run.json")["segments"][-1]["engine"] is None
+    run_dir = tmp_path / "r"
+    trained(run_dir, "--no-aug", "--iters", 3, "--snapshot-every", 3, "--engine", "caffe")
+    resumed = plan(MODEL, "--resume", "--run-dir", run_dir, "--iters", 6)
+    assert engines(resumed, "train_test-from3.prototxt") == engines(plain, "train_test-start.prototxt")
+    assert "engine" not in open(paths.net_file(MODEL, 3, "train_test")).read()   # the committed net as it was
 
 
 def test_the_target_and_snapshot_interval_default_to_the_solvers(data, tmp_path):

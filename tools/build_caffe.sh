@@ -122,16 +122,21 @@ CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX"
     -DCMAKE_CXX_FLAGS="-isystem $NP_INC -isystem $PY_INC -Wno-deprecated-declarations -fopenmp")  # -fopenmp: caffe-patches/0002 (also on every C++ link line: libgomp)
 if [ "${CAFFE_GPU:-0}" = 1 ]; then
     # Every real arch the toolchain compiles from sm_75 (CUDA 13's oldest) up, plus PTX of the
-    # newest for GPUs after it (Caffe's own CUDA_ARCH lists stop at Pascal). No cuDNN (Caffe 1.0
-    # predates cuDNN 8's API) and no NCCL (`-gpu all` needs it; not in the PyPI toolchain).
+    # newest for GPUs after it (Caffe's own CUDA_ARCH lists stop at Pascal). With cuDNN
+    # (caffe-patches/0006 ports Caffe's cuDNN layers to cuDNN 8/9) and NCCL (`-gpu all`), both
+    # found in the toolkit's folders (tools/cuda_toolchain.sh links the PyPI wheels' in).
     CUDA_ROOT=${CUDA_ROOT:-$(bash "$HERE/cuda_toolchain.sh")}
+    NCCL_LIB=$(ls "$CUDA_ROOT"/lib64/libnccl.so "$CUDA_ROOT"/lib/libnccl.so "$CUDA_ROOT"/targets/*/lib/libnccl.so 2>/dev/null | head -n1 || true)
+    [ -f "$CUDA_ROOT/include/cudnn.h" ] && [ -f "$CUDA_ROOT/include/nccl.h" ] && [ -n "$NCCL_LIB" ] \
+        || die "$CUDA_ROOT lacks cuDNN or NCCL (include/cudnn.h, include/nccl.h, libnccl.so)"
     IFS=';' read -r ARCH_BIN ARCH_PTX < <(CUDA_HOME=$CUDA_ROOT bash "$HERE/cuda_toolchain.sh" --archs)
     [ -n "$ARCH_BIN" ] || die "no GPU arch list from $CUDA_ROOT/bin/nvcc"
     step "CUDA toolkit $CUDA_ROOT ($("$CUDA_ROOT/bin/nvcc" --version | grep -o 'release [0-9.]*, V[0-9.]*')): sm_${ARCH_BIN// /, sm_} + PTX $ARCH_PTX"
     # The install's run path names the toolkit's lib64 (Caffe's CMake adds every link folder), so
     # the CUDA build runs here as it is; a GPU machine's own cuBLAS/cuRAND come first through
     # LD_LIBRARY_PATH (tools/gpu_check.sh).
-    CMAKE_ARGS+=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF -DUSE_NCCL=OFF -DCUDA_TOOLKIT_ROOT_DIR="$CUDA_ROOT"
+    CMAKE_ARGS+=(-DCPU_ONLY=OFF -DUSE_CUDNN=ON -DUSE_NCCL=ON -DCUDA_TOOLKIT_ROOT_DIR="$CUDA_ROOT"
+                 -DNCCL_INCLUDE_DIR="$CUDA_ROOT/include" -DNCCL_LIBRARIES="$NCCL_LIB"
                  -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="$ARCH_BIN" -DCUDA_ARCH_PTX="$ARCH_PTX")
 else
     CMAKE_ARGS+=(-DCPU_ONLY=ON)
@@ -186,6 +191,12 @@ while IFS= read -r -d '' f; do
     run patchelf --set-rpath "$new" "$f"
 done < <(find "$PREFIX/bin" "$PREFIX/lib" -type f \( -name '*.so*' -o -perm -u+x \) -print0)
 "$PREFIX/bin/caffe" --version >>"$LOG" 2>&1 || die "the installed caffe does not run after relocation (see $LOG)"
+if [ "${CAFFE_GPU:-0}" = 1 ]; then
+    linked=$(ldd "$PREFIX/bin/caffe")
+    for lib in libcudnn libnccl; do
+        [[ $linked == *"$lib"* ]] || die "the CUDA build does not link $lib (CMake did not find it; see $LOG)"
+    done
+fi
 if [ -n "${CAFFE_SELFTEST:-}" ]; then
     step "building Caffe's unit tests: test_{${CAFFE_SELFTEST%%|*}}.cpp"
     run make -C "$WORK/build" -j"$JOBS" test.testbin || die "the unit tests did not compile (see $LOG)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Find or install a CUDA toolchain and print its root (a CUDA_TOOLKIT_ROOT_DIR for CMake:
-# bin/nvcc, include/, lib64/ with libcudart, libcublas, libcurand).
+# bin/nvcc, include/, lib64/ with libcudart, libcublas, libcurand, libcudnn and libnccl).
 #
 # usage: tools/cuda_toolchain.sh [--archs] [-h]
 #   (no option)  print the toolchain root
@@ -40,28 +40,32 @@ esac
 # The wheels put everything under nvidia/cu13/; nvcc finds cicc, libdevice and the libraries
 # relative to its own folder (nvcc.profile: ../nvvm, ../lib64), so the root is a real folder
 # of links with a *copy* of nvcc.profile next to the linked tools.
-assemble_root() {  # $1: wheels' nvidia/cu13 folder, $2: root to (re)create
-    local cu=$1 root=$2 f
-    rm -rf "$root" && mkdir -p "$root/bin" "$root/lib64"
-    for f in "$cu"/bin/*; do
+# cuDNN's and NCCL's headers and libraries are linked in beside the toolkit's.
+assemble_root() {  # $1: wheels' nvidia folder, $2: root to (re)create
+    local nv=$1 root=$2 f
+    rm -rf "$root" && mkdir -p "$root/bin" "$root/include" "$root/lib64"
+    for f in "$nv"/cu13/bin/*; do
         [ "$(basename "$f")" = nvcc.profile ] && cp "$f" "$root/bin/" || ln -s "$f" "$root/bin/"
     done
-    ln -s "$cu/include" "$root/include"
-    ln -s "$cu/nvvm" "$root/nvvm"
-    for f in "$cu"/lib/*; do ln -s "$f" "$root/lib64/"; done
+    for f in "$nv"/cu13/include/* "$nv"/cudnn/include/* "$nv"/nccl/include/*; do ln -s "$f" "$root/include/"; done
+    ln -s "$nv/cu13/nvvm" "$root/nvvm"
+    for f in "$nv"/cu13/lib/* "$nv"/cudnn/lib/* "$nv"/nccl/lib/*; do ln -s "$f" "$root/lib64/"; done
     # Unversioned names for the linker (the wheels ship only the sonames).
-    for f in "$cu"/lib/lib*.so.*; do
+    for f in "$root"/lib64/lib*.so.*; do
         f=$(basename "$f"); [ -e "$root/lib64/${f%%.so.*}.so" ] || ln -s "$f" "$root/lib64/${f%%.so.*}.so"
     done
 }
 
-# A system toolkit is used only when it can link Caffe: nvcc plus cuBLAS and cuRAND (headers and
-# libraries); a bare nvcc (some images ship only the compiler) falls through to the wheels.
+# A system toolkit is used only when it can link Caffe: nvcc plus cuBLAS, cuRAND, cuDNN and NCCL
+# (headers and libraries, all in the toolkit's folders); a bare nvcc (some images ship only the
+# compiler) falls through to the wheels.
 complete() {  # $1: toolkit root
     local d
-    [ -x "$1/bin/nvcc" ] && [ -f "$1/include/cublas_v2.h" ] && [ -f "$1/include/curand.h" ] || return 1
+    for d in cublas_v2.h curand.h cudnn.h nccl.h; do [ -f "$1/include/$d" ] || return 1; done
+    [ -x "$1/bin/nvcc" ] || return 1
     for d in "$1/lib64" "$1/lib" "$1"/targets/*/lib; do
-        compgen -G "$d/libcublas.so*" >/dev/null && compgen -G "$d/libcurand.so*" >/dev/null && return 0
+        compgen -G "$d/libcublas.so*" >/dev/null && compgen -G "$d/libcurand.so*" >/dev/null \
+            && compgen -G "$d/libcudnn.so*" >/dev/null && compgen -G "$d/libnccl.so*" >/dev/null && return 0
     done
     return 1
 }
@@ -70,7 +74,7 @@ find_root() {
     local root here
     for root in "${CUDA_HOME:-}" "${CUDA_PATH:-}"; do
         [ -n "$root" ] || continue
-        complete "$root" || die "CUDA_HOME/CUDA_PATH=$root lacks bin/nvcc, cuBLAS or cuRAND (unset it to use the PyPI toolchain)"
+        complete "$root" || die "CUDA_HOME/CUDA_PATH=$root lacks bin/nvcc, cuBLAS, cuRAND, cuDNN or NCCL (unset it to use the PyPI toolchain)"
         echo "$root"; return
     done
     if command -v nvcc >/dev/null 2>&1; then
@@ -79,21 +83,24 @@ find_root() {
         here=$(cd /tmp && echo 'int main(){}' | nvcc -dryrun -x cu -c - -o /dev/null 2>&1 | sed -n 's/^#\$ _HERE_=//p' | head -n1)
         [ -n "$here" ] && root=$(readlink -f "$here/..")
         if complete "$root"; then echo "$root"; return; fi
-        echo "note: $(command -v nvcc) ($root) has no cuBLAS/cuRAND: using the PyPI CUDA toolchain instead" >&2
+        echo "note: $(command -v nvcc) ($root) lacks cuBLAS, cuRAND, cuDNN or NCCL: using the PyPI CUDA toolchain instead" >&2
     fi
-    local want
+    local want f
     want=$(sha256sum "$REQ" | cut -c1-16)
     if [ "$(cat "$TC/.complete" 2>/dev/null)" != "$want" ]; then
         mkdir -p "$TC"
         exec 8>"$TC.lock"
         flock 8   # one install at a time; a second caller reuses it
         if [ "$(cat "$TC/.complete" 2>/dev/null)" != "$want" ]; then
-            echo "installing the CUDA 13.0 toolchain from PyPI (tools/cuda-toolchain.txt, ~1 GB) into $TC" >&2
+            echo "installing the CUDA 13.0 toolchain from PyPI (tools/cuda-toolchain.txt, ~2 GB) into $TC" >&2
             rm -rf "$TC/wheels" "$TC/root" "$TC/.complete"
             "$PYTHON" -m pip install -q --disable-pip-version-check --no-cache-dir --target "$TC/wheels" -r "$REQ" >>"$LOG" 2>&1 \
                 || die "pip could not install the CUDA toolchain (tools/cuda-toolchain.txt; PyPI reachable?)"
             [ -x "$TC/wheels/nvidia/cu13/bin/nvcc" ] || die "the CUDA wheels hold no nvidia/cu13/bin/nvcc"
-            assemble_root "$TC/wheels/nvidia/cu13" "$TC/root"
+            for f in cudnn/include/cudnn.h nccl/include/nccl.h; do
+                [ -f "$TC/wheels/nvidia/$f" ] || die "the CUDA wheels hold no nvidia/$f"
+            done
+            assemble_root "$TC/wheels/nvidia" "$TC/root"
             echo "$want" >"$TC/.complete"
         fi
         exec 8>&-

@@ -73,8 +73,7 @@ def main(argv=None):
     from srcaffe.evaluation import bicubic_upscaler, evaluate, format_table
     columns = [(m, m, bicubic_upscaler) for m in (args.method or ["bicubic"])]   # (label, arch, upscaler)
     notes = []
-    if args.gpu is not None:
-        device.use_gpu(args.gpu)
+    device.use(args.gpu, args.engine)
     for m in args.model or []:
         model = models.load_model(m, scale=args.scale, arch=args.arch, pad=args.pad, tile=args.tile)
         notes += model.notes

@@ -7,7 +7,7 @@
 #
 # pack  copies the venv's CUDA build (tools/setup.sh --cuda, or --cuda --build-only): the caffe
 #       binary, libcaffe and every library they load except the C/C++ runtime (glibc, libstdc++,
-#       libgcc_s) and NVIDIA's cuBLAS/cuRAND/cuDNN/driver, which the GPU machine has and which are
+#       libgcc_s) and NVIDIA's cuBLAS/cuRAND/cuDNN/NCCL/driver, which the GPU machine has and which are
 #       never carried (cuBLAS alone is ~600 MB); libcudart is carried. Plus the T91 and Set5
 #       images, and the FSRCNN x3 train net and Adam solver (srcaffe.nets, srcaffe.solvers; run
 #       sets only their max_iter and solver_mode). All in DIR/bundle.tar.gz (libraries stripped

@@ -70,8 +70,7 @@ def main(argv=None):
     if args.analyse and (is_video or args.mode != "gt"):
         raise UserError("--analyse needs --mode gt on images (on a video, --mode gt writes the worst frames' figure)")
     from srcaffe import datasets, device, models, predict, video
-    if args.gpu is not None:
-        device.use_gpu(args.gpu)
+    device.use(args.gpu, args.engine)
     if args.no_bicubic and args.mode != "upscale":
         raise UserError("--no-bicubic is for --mode upscale (--mode gt scores bicubic beside the network)")
     if is_video and not video_file:

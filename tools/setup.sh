@@ -11,7 +11,7 @@
 #    recipe, the BLAS and the interpreter, so a changed recipe rebuilds and a second run is instant.
 # 3. The venv gets bin/caffe and a .pth so `import caffe` works with no PYTHONPATH.
 #
-# --cuda builds the CUDA variant of the same recipe (CPU_ONLY=OFF, cuDNN off) into its own cache
+# --cuda builds the CUDA variant of the same recipe (CPU_ONLY=OFF, with cuDNN and NCCL) into its own cache
 # folder, caffe-1.0.0-<blas>-cuda-<key>, with the CUDA toolchain of tools/cuda_toolchain.sh
 # (CUDA_HOME, nvcc on PATH, else the pinned PyPI CUDA 13.0 wheels), and links it into the venv;
 # no GPU is needed to build it. --cpu links the CPU build back. Without either, the venv keeps

@@ -71,9 +71,10 @@ def parser():
                    "interval)" % solvers.DEFAULT_SNAPSHOT_MINUTES)
     p.add_argument("--display", type=int, metavar="N", help="log the loss every N iterations (default: the run's, "
                    "set by its first segment: 1/20 of it, at most 100)")
-    p.add_argument("--engine", metavar="NAME", help="Caffe's -engine (Intel Caffe's MKL2017 / MKLDNN), if the "
-                   "binary has it")
-    p.add_argument("--gpu", metavar="ID", help="Caffe's -gpu (an id, or all), for a CUDA build of Caffe")
+    cli.add_engine(p, intel=True)
+    p.add_argument("--gpu", metavar="ID", help="Caffe's -gpu for a CUDA build of Caffe: an id, a list (0,1) or all; "
+                   "several GPUs train through NCCL, each on the solver's whole batch (as Caffe does it: "
+                   "the gradients are averaged, so the effective batch is GPUs x batch)")
     return p
 
 
