@@ -41,6 +41,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from srcaffe import ROOT, build, caffelog, device, hdf5_patches, nets, paths, runs, solvers  # noqa: E402
+from srcaffe.torch_reference import TorchNet  # noqa: E402
 
 SCALE, BATCH = 3, nets.TRAIN_BATCH
 MODELS = ("fsrcnn", "srcnn")
@@ -205,78 +206,6 @@ def caffe_train(binary, model, iters, warmup, env, tmp):
     return ms, wall
 
 
-# ---- PyTorch ------------------------------------------------------------------------------------
-
-class TorchBench:
-    """The Caffe train net exactly: same layers, fillers, activations, loss, Adam."""
-
-    def __init__(self, model, data, label, threads):
-        import torch
-        from torch import nn
-
-        self.torch = torch
-        if threads:
-            torch.set_num_threads(threads)
-        torch.manual_seed(0)
-        layers, params, n_in = [], [], 1
-        spec = nets.layers(model, SCALE)
-        fsrcnn = model.startswith("fsrcnn")
-        for i, l in enumerate(spec):
-            if l.kind == "conv":
-                m = nn.Conv2d(n_in, l.num_output, l.kernel, stride=l.stride, padding=l.pad)
-            else:   # Caffe Deconvolution: out = stride*(in-1) + kernel - 2*pad, as ConvTranspose2d
-                m = nn.ConvTranspose2d(n_in, l.num_output, l.kernel, stride=l.stride, padding=l.pad)
-            nn.init.normal_(m.weight, std=l.std)
-            nn.init.zeros_(m.bias)
-            layers.append(m)
-            params += [{"params": [m.weight], "lr": 1e-3 * l.lr_mult[0]},
-                       {"params": [m.bias], "lr": 1e-3 * l.lr_mult[1]}]
-            if i < len(spec) - 1 and fsrcnn:
-                act = nn.PReLU(num_parameters=1, init=0.25)   # channel_shared: one slope
-                layers.append(act)
-                params.append({"params": list(act.parameters()), "lr": 1e-3})
-            elif i < len(spec) - 1:
-                layers.append(nn.ReLU(inplace=True))
-            n_in = l.num_output
-        self.net = nn.Sequential(*layers)
-        self.opt = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
-        self.data, self.label = torch.from_numpy(data), torch.from_numpy(label)
-        self.batches = len(data) // BATCH
-        self.i = 0
-        out = self.net(self.data[:1])
-        assert out.shape[-2:] == self.label.shape[-2:], (out.shape, self.label.shape)
-
-    def _batch(self):
-        b = self.i % self.batches
-        self.i += 1
-        return self.data[b * BATCH:(b + 1) * BATCH], self.label[b * BATCH:(b + 1) * BATCH]
-
-    def _fwd_bwd(self):
-        x, y = self._batch()
-        self.opt.zero_grad(set_to_none=False)
-        loss = ((self.net(x) - y) ** 2).sum() / (2 * x.shape[0])   # Caffe's EuclideanLoss
-        loss.backward()
-        return loss
-
-    def fwd_bwd_ms(self, iters):
-        for _ in range(5):
-            self._fwd_bwd()
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            self._fwd_bwd()
-        return 1000.0 * (time.perf_counter() - t0) / iters
-
-    def train_ms(self, iters):
-        for _ in range(5):
-            self._fwd_bwd()
-            self.opt.step()
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            self._fwd_bwd()
-            self.opt.step()
-        return 1000.0 * (time.perf_counter() - t0) / iters
-
-
 def data_folder(model):
     return hdf5_patches.data_dir(model, SCALE, augment=runs.default_augment(model))
 
@@ -381,7 +310,7 @@ def main(argv=None):
         try:
             import torch
             for model in models:
-                torch_benches[model] = TorchBench(model, *load_batches(model, BATCH * 20), threads=a.threads)
+                torch_benches[model] = TorchNet(model, SCALE, *load_batches(model, BATCH * 20), threads=a.threads)
             torch_label = "PyTorch %s CPU (%d threads)" % (torch.__version__, torch.get_num_threads())
         except ImportError:
             torch_note = ("note: PyTorch is not installed, so it is not compared; it is not a requirement "

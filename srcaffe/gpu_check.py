@@ -29,8 +29,15 @@ SYSTEM_LIBS = re.compile(r"^(linux-vdso|ld-linux|libc|libm|libdl|librt|libpthrea
 NVIDIA_LIBS = re.compile(r"^lib(cublas|cublasLt|curand|cudnn|nccl|cuda|nvidia-.*)\.so")
 # `caffe time` of the train net for each engine: (name, the bundle's net, environment); on a GPU
 # all three, in CPU mode the last two (cuDNN runs only on a GPU)
-ENGINES = (("cudnn", "net-cudnn.prototxt", {}), ("caffe", "net-caffe.prototxt", {}),
-           ("stock", "net-caffe.prototxt", {"CAFFE_CONV_BATCH_MB": "0"}))   # stock Caffe's per-image code
+ENGINES = (("cudnn", "cudnn", {}), ("caffe", "caffe", {}),
+           ("stock", "caffe", {"CAFFE_CONV_BATCH_MB": "0"}))   # stock Caffe's per-image code
+# Inference: one 640x360 frame padded by 3 px (as the toolkit pads it) to 1920x1080, per model
+FRAME, FRAME_MODELS = (366, 646), ("fsrcnn-s", "fsrcnn")
+
+
+def net_name(engine, model=None):
+    """The bundle's train net (model None) or deploy net of a model for one of Caffe's engines."""
+    return "net-%s.prototxt" % engine if model is None else "deploy-%s-%s.prototxt" % (model, engine)
 
 
 def say(msg):
@@ -70,9 +77,10 @@ def net_and_solver():
     s.snapshot, s.snapshot_prefix = 0, "%s_x%d" % (MODEL, SCALE)
     files = {"net.prototxt": net, "solver.prototxt": solvers.to_text(s)}
     for engine in nets.ENGINES:
-        msg = text_format.Parse(net, caffe_pb2.NetParameter())
-        nets.set_engine(msg, engine)
-        files["net-%s.prototxt" % engine] = text_format.MessageToString(msg)
+        for model, text in [(None, net)] + [(m, nets.deploy_net(m, SCALE, *FRAME)) for m in FRAME_MODELS]:
+            msg = text_format.Parse(text, caffe_pb2.NetParameter())
+            nets.set_engine(msg, engine)
+            files[net_name(engine, model)] = text_format.MessageToString(msg)
     return files
 
 
@@ -265,24 +273,33 @@ def run_steps(caffe, cenv, work, unpacked, out, meta, env, mode, gpu, aug):
     if len(folders) != 1:
         raise UserError("tools/prepare_data.py wrote %d data folders, not one" % len(folders))
     os.symlink(os.path.dirname(folders[0]), os.path.join(work, "data"))
-    for name in ["net.prototxt"] + sorted({net for _, net, _ in ENGINES}):
-        shutil.copy(os.path.join(unpacked, name), os.path.join(work, name))
+    for name in os.listdir(unpacked):
+        if name.endswith(".prototxt") and name != "solver.prototxt":
+            shutil.copy(os.path.join(unpacked, name), os.path.join(work, name))
     solver = os.path.join(out, "solver.prototxt")
     with open(solver, "w") as f:
         f.write(with_fields(open(os.path.join(unpacked, "solver.prototxt")).read(), max_iter=iters,
                             solver_mode=solver_mode))
 
-    # 3. Speed of one forward-backward pass for each engine (one time.log), then training.
+    # 3. Speed for each engine (one time.log): a forward-backward pass of the train net, the
+    # forward pass of a frame to 1080p; PyTorch on the same nets; then training.
     tlog = os.path.join(out, "time.log")
     with open(tlog, "w") as joined:
-        for engine, net, extra in ENGINES[0 if on_gpu else 1:]:
-            say("caffe time, engine %s (%d iterations, %s)" % (engine, time_iters, solver_mode))
-            part = os.path.join(work, "time-%s.log" % engine)
-            rc = logged([caffe, "time", "-model", net] + gpuflag + ["-iterations", str(time_iters)], part,
-                        dict(cenv, **extra), work)
-            joined.write("=== engine %s\n%s" % (engine, open(part, errors="replace").read()))
-            if rc:
-                raise UserError("caffe time failed for engine %s: %s (see %s)" % (engine, fatal(part), tlog))
+        for model in [None] + list(FRAME_MODELS):
+            for engine, net, extra in ENGINES[0 if on_gpu else 1:]:
+                what = "engine %s" % engine if model is None else "%s 1080p, engine %s" % (model, engine)
+                say("caffe time, %s (%d iterations, %s)" % (what, time_iters, solver_mode))
+                part = os.path.join(work, "time.part.log")
+                rc = logged([caffe, "time", "-model", net_name(net, model)] + gpuflag
+                            + ["-iterations", str(time_iters)], part, dict(cenv, **extra), work)
+                joined.write("=== %s\n%s" % (what, open(part, errors="replace").read()))
+                if rc:
+                    raise UserError("caffe time failed, %s: %s (see %s)" % (what, fatal(part), tlog))
+        try:
+            torch_lines = torch_times(work, on_gpu, time_iters)
+        except Exception as exc:   # a comparison only: the run goes on to its training
+            torch_lines = ["failed: %s" % (str(exc).splitlines() or [type(exc).__name__])[0]]
+        joined.write("=== pytorch\n%s\n" % "\n".join(torch_lines))
     say("training %d iterations (%s; stopped with a snapshot after %gs)" % (iters, solver_mode, limit))
     t0, trainlog = time.time(), os.path.join(out, "train.log")
     rc = logged([caffe, "train", "-solver", solver] + gpuflag + ["-sigint_effect", "stop"], trainlog, cenv, work,
@@ -304,6 +321,34 @@ def run_steps(caffe, cenv, work, unpacked, out, meta, env, mode, gpu, aug):
     return 0
 
 
+def torch_times(work, on_gpu, iters):
+    """Lines of PyTorch's times on the same nets (this machine's PyTorch, if it has one): the FSRCNN
+    x3 Adam step at batch 128 on the prepared patches, and the frame's forward pass per model.
+    Plain FP32 (TF32 off), as Caffe computes."""
+    try:
+        import torch
+    except ImportError:
+        return ["not installed"]
+    import h5py
+
+    from . import torch_reference
+    device = "cuda" if on_gpu and torch.cuda.is_available() else "cpu"
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    first = open(os.path.join(work, "data", "train.txt")).readline().strip()
+    path = first if os.path.isabs(first) else os.path.join(paths.ROOT, first)
+    with h5py.File(path, "r") as h:
+        n = min(len(h["data"]), 10 * torch_reference.BATCH)
+        data, label = h["data"][:n], h["label"][:n]
+    lines = ["%s on %s" % (torch.__version__, torch.cuda.get_device_name() if device == "cuda" else "cpu")]
+    net = torch_reference.TorchNet(MODEL, SCALE, data, label, device=device)
+    lines.append("train step %.3f ms" % net.train_ms(iters))
+    for model in FRAME_MODELS:
+        lines.append("%s 1080p forward %.3f ms" % (model, torch_reference.forward_ms(
+            model, SCALE, FRAME[0], FRAME[1], iters, device=device)))
+    return lines
+
+
 def summary(out, mode, gpu, seconds, rc, meta, model):
     """summary.txt: the device, the build, the speeds, the loss and PSNR, and the weights."""
     from . import caffelog
@@ -311,7 +356,17 @@ def summary(out, mode, gpu, seconds, rc, meta, model):
     def text(name):
         return open(os.path.join(out, name), errors="replace").read()
     name = re.search(r"Name:\s*(.+)", text("device_query.log"))
-    times = re.findall(r"(?s)=== engine (\w+)\n.*?Average Forward-Backward: ([\d.]+) ms", text("time.log"))
+    sections = dict(re.findall(r"(?ms)^=== (.*?)\n(.*?)(?=^=== |\Z)", text("time.log")))
+
+    def ms(section, what):
+        m = re.search(r"Average %s: ([\d.]+) ms" % what, sections.get(section, ""))
+        return float(m.group(1)) if m else None
+    engines = [e for e, _, _ in ENGINES if "engine %s" % e in sections]
+    times = [(e, ms("engine %s" % e, "Forward-Backward")) for e in engines]
+    frames = ["%s %s" % (m, ", ".join("%s %.2f ms" % (e, t) for e in engines
+                                       for t in [ms("%s 1080p, engine %s" % (m, e), "Forward pass")] if t))
+              for m in FRAME_MODELS]
+    torch_lines = sections.get("pytorch", "").splitlines()
     log = caffelog.parse_log(os.path.join(out, "train.log"))
     train, test = log["train"], log["test"]
     done = int(re.search(r"_iter_(\d+)\.caffemodel", model).group(1))
@@ -321,7 +376,9 @@ def summary(out, mode, gpu, seconds, rc, meta, model):
              "caffe:             %s (%s)" % (bundle.get("caffe"), bundle.get("cuda") or "CUDA build"),
              "commit:            %s" % bundle.get("commit"),
              "caffe time:        %s ms per forward-backward (batch 128)" % (
-                 ", ".join("%s %s" % t for t in times) or "?"),
+                 ", ".join("%s %s" % (e, t) for e, t in times if t) or "?"),
+             "1080p forward:     %s (one 640x360 frame)" % "; ".join(frames),
+             "pytorch:           %s" % ("; ".join(torch_lines) or "?"),
              "training:          %d iterations, %.1f s from start to snapshot (caffe exit %s)" % (done, seconds, rc)]
     timed = [r for r in train if r["seconds"] is not None]
     if len(timed) > 1 and timed[-1]["iter"] > timed[0]["iter"]:   # glog clock, test phases included

@@ -141,7 +141,8 @@ def test_gpu_check_packs_a_bundle_and_runs_its_cpu_part(cuda, fetched, no_gpu, t
     assert "caffe" in names and any(n.startswith("libcudart.so") for n in names)
     assert any(n.startswith("libcaffe.so") for n in names) and any(n.startswith("libhdf5") for n in names)
     assert not [n for n in names if re.match(r"lib(cublas|cublasLt|curand|cudnn|nccl|cuda)\.so", n)]
-    assert {"net.prototxt", "net-caffe.prototxt", "net-cudnn.prototxt", "solver.prototxt"} <= set(names)
+    assert {"net.prototxt", "net-caffe.prototxt", "net-cudnn.prototxt", "solver.prototxt",
+            "deploy-fsrcnn-caffe.prototxt", "deploy-fsrcnn-s-cudnn.prototxt"} <= set(names)
     assert not [n for n in names if re.match(r"lib(c|m|stdc\+\+)\.so", n)]
     assert sum(n.endswith(".bmp") for n in names) == 91 + 5
     needed = re.search(r"^nvidia=(.*)$", (bundle / "BUNDLE.txt").read_text(), re.M).group(1).split()
@@ -170,6 +171,8 @@ def test_gpu_check_packs_a_bundle_and_runs_its_cpu_part(cuda, fetched, no_gpu, t
     summary = (out / "summary.txt").read_text()
     assert "mode:              CPU" in summary and "training:          20 iterations" in summary
     assert re.search(r"caffe time:\s+caffe [\d.]+, stock [\d.]+ ms", summary)   # the engines in CPU mode
+    assert re.search(r"1080p forward:\s+fsrcnn-s caffe [\d.]+ ms, stock [\d.]+ ms; fsrcnn caffe [\d.]+ ms, stock", summary)
+    assert re.search(r"pytorch:\s+\S", summary)   # its times, or why there are none
 
     # Back here: the weights it trained are scored by the normal evaluation.
     ev = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "evaluate.py"), "--model",
