@@ -78,9 +78,7 @@ def net_and_solver():
     files = {"net.prototxt": net, "solver.prototxt": solvers.to_text(s)}
     for engine in nets.ENGINES:
         for model, text in [(None, net)] + [(m, nets.deploy_net(m, SCALE, *FRAME)) for m in FRAME_MODELS]:
-            msg = text_format.Parse(text, caffe_pb2.NetParameter())
-            nets.set_engine(msg, engine)
-            files[net_name(engine, model)] = text_format.MessageToString(msg)
+            files[net_name(engine, model)] = pycaffe.with_engine(text, engine)
     return files
 
 

@@ -193,18 +193,15 @@ ENGINE_PARAMS = {"Convolution": "convolution_param", "Deconvolution": "convoluti
 
 
 def set_engine(net, engine):
-    """Set `engine` (caffe or cudnn) on every layer of a NetParameter that has one; returns their
-    number. The net's other fields are left as they are."""
+    """Set `engine` (caffe or cudnn) on every layer of a NetParameter that has one; the net's other
+    fields are left as they are."""
     if engine not in ENGINES:
         raise UserError("unknown engine '%s' (known: %s)" % (engine, ", ".join(ENGINES)))
-    count = 0
     for layer in net.layer:
         field = ENGINE_PARAMS.get(layer.type)
         if field:
             param = getattr(layer, field)
             param.engine = type(param).Engine.Value(engine.upper())
-            count += 1
-    return count
 
 
 # ---- prototxt ---------------------------------------------------------------------------------

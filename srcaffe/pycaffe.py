@@ -78,6 +78,16 @@ def set_engine(engine):
     _engine = engine
 
 
+def with_engine(text, engine):
+    """Prototxt text of a net with Caffe's `engine` (srcaffe.nets.ENGINES) on every layer that has one."""
+    from google.protobuf import text_format
+
+    from . import nets
+    msg = text_format.Parse(text, caffe_pb2().NetParameter())
+    nets.set_engine(msg, engine)
+    return text_format.MessageToString(msg)
+
+
 def net(prototxt, weights=None):
     """A caffe.Net in the TEST phase from a prototxt file, or from prototxt text (a string holding
     'layer', written to a temporary file that is removed once Caffe has read it), with weights
@@ -86,13 +96,7 @@ def net(prototxt, weights=None):
     module = caffe()
     args = [weights] if weights else []
     if _engine is not None:
-        from google.protobuf import text_format
-
-        from . import nets
-        text = open(prototxt).read() if "\n" not in prototxt else prototxt
-        msg = text_format.Parse(text, caffe_pb2().NetParameter())
-        nets.set_engine(msg, _engine)
-        prototxt = text_format.MessageToString(msg)
+        prototxt = with_engine(open(prototxt).read() if "\n" not in prototxt else prototxt, _engine)
     if "\n" not in prototxt:   # a file
         return module.Net(prototxt, *args, module.TEST)
     fd, tmp = tempfile.mkstemp(suffix=".prototxt", prefix="srcaffe-")

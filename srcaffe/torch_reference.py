@@ -55,7 +55,7 @@ class TorchNet:
     def __init__(self, model, scale, data, label, threads=0, device="cpu"):
         import torch
 
-        self.torch, self.device = torch, device
+        self.device = device
         if threads:
             torch.set_num_threads(threads)
         net, params = _sequential(model, scale)
